@@ -1,0 +1,3 @@
+from tta.cli import run
+
+run()
