@@ -1,0 +1,35 @@
+"""The mel-spectrogram VAE: diffusers' ``AutoencoderKL`` on log-mels seen as one-channel images.
+
+Input [B, 1, T, 64] (time along height, mel bins along width); latents [B, 8, T/4, 16] for three
+levels (two 2x down-samplings). ``scaling_factor`` (1 / std of latents) lives in the config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diffusers import AutoencoderKL
+
+# audioldm-s-full: ch 128, mult [1, 2, 4], 2 res blocks, z 8 channels (../shared/research/ANCHORS.md).
+AUDIOLDM_S_VAE: dict[str, Any] = {
+    "in_channels": 1,
+    "out_channels": 1,
+    "down_block_types": ["DownEncoderBlock2D"] * 3,
+    "up_block_types": ["UpDecoderBlock2D"] * 3,
+    "block_out_channels": [128, 256, 512],
+    "layers_per_block": 2,
+    "latent_channels": 8,
+    "norm_num_groups": 32,
+    "sample_size": 512,
+    "scaling_factor": 1.0,
+}
+
+
+def build_vae(**kwargs: Any) -> AutoencoderKL:
+    """Build a VAE from AudioLDM-S defaults overridden by ``kwargs`` (``AutoencoderKL`` arguments)."""
+    return AutoencoderKL(**{**AUDIOLDM_S_VAE, **kwargs})
+
+
+def vae_downsample_factor(vae: AutoencoderKL) -> int:
+    """Down-sampling of the VAE along each axis: 2 ** (levels - 1)."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
