@@ -1,8 +1,10 @@
 """AudioLDM's log-mel front-end as a torch module.
 
-Matches the original ``TacotronSTFT`` (audioldm/audio/stft.py): reflect padding of (n_fft - hop) / 2 on
-each side, Hann window, magnitude STFT with ``center=False``, librosa's slaney mel basis, and
-``ln(clamp(mel, 1e-5))``. With the defaults, N samples give exactly N / 160 frames (100 frames/s).
+Matches the original ``TacotronSTFT`` (audioldm/audio/stft.py) followed by ``_pad_spec``
+(audioldm/audio/tools.py): reflect padding of n_fft / 2 on each side (librosa's ``center=True``), periodic
+Hann window, magnitude STFT, librosa's slaney mel basis, ``ln(clamp(mel, 1e-5))``. The original yields
+N // hop + 1 frames and AudioLDM keeps the first ``target_length`` = N // hop of them; so does this module:
+N samples give exactly N // 160 frames (100 frames/s).
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ class MelSpectrogram(nn.Module):
         self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
 
     def magnitude(self, wav: torch.Tensor) -> torch.Tensor:
-        """Waveform [B, N] -> magnitude STFT [B, n_fft // 2 + 1, T]."""
-        pad = (self.n_fft - self.hop_length) // 2
+        """Waveform [B, N] -> magnitude STFT [B, n_fft // 2 + 1, T] with T = N // hop_length."""
+        pad = self.n_fft // 2
         x = torch.nn.functional.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
         spec = torch.stft(
             x,
@@ -50,7 +52,7 @@ class MelSpectrogram(nn.Module):
             center=False,
             return_complex=True,
         )
-        return spec.abs()
+        return spec.abs()[..., : self.num_frames(wav.shape[-1])]
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """Waveform [B, N] (or [N]) -> log-mel [B, T, n_mels] (or [T, n_mels])."""
