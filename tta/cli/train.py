@@ -1,0 +1,87 @@
+"""`tta train STAGE`: train one stage with the shared trainer (``tta/training``), or evaluate it.
+
+Each stage is one entry of ``STAGES`` (default configs + an optional ``--eval-only`` evaluator); adding
+``vae``, ``vocoder`` or ``ldm`` means adding a trainer to ``tta.builders.TRAINERS`` and a row here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tta.paths import REPO_ROOT
+
+# stage -> (default train config, default model config, help)
+STAGES: dict[str, tuple[str, str, str]] = {
+    "clap": ("configs/train/clap.yaml", "configs/model/clap.yaml", "tta's own CLAP (MiniLM text + mel encoder)"),
+}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train a model stage (clap, ...)")
+    stages = parser.add_subparsers(dest="stage", metavar="STAGE", parser_class=type(parser))
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+    for stage, (train_cfg, model_cfg, help_text) in STAGES.items():
+        p = stages.add_parser(stage, help=help_text, description=f"Train {help_text}.")
+        p.add_argument("--config", default=str(REPO_ROOT / train_cfg), help=f"training config (default {train_cfg})")
+        p.add_argument("--model-config", default=str(REPO_ROOT / model_cfg), help=f"model config ({model_cfg})")
+        p.add_argument("--corpus", help="corpus root with manifest.jsonl (default ~/.cache/tta/corpus)")
+        p.add_argument("--run-dir", default=f"runs/{stage}", help="checkpoints, logs (default runs/%(default)s)")
+        p.add_argument("--max-steps", type=int, help="override max_steps")
+        p.add_argument(
+            "--resume", action=argparse.BooleanOptionalAction, default=True, help="continue from the run's latest"
+        )
+        p.add_argument("--export", dest="export_dir", help="also write the final model here (e.g. checkpoints/clap)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+        p.add_argument("--eval-only", action="store_true", help="evaluate a trained model instead of training")
+        p.add_argument("--model", help="with --eval-only: the model folder (default: the shipped one)")
+        p.add_argument("--split", default="test", help="with --eval-only: corpus split (default test)")
+        p.add_argument("--json", dest="json_out", help="with --eval-only: also write the metrics to this file")
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. lr=5e-4")
+        p.set_defaults(func=_run, stage=stage)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.eval_only:
+        return EVALUATORS[args.stage](args)
+    from tta.builders import build_trainer
+
+    trainer = build_trainer(
+        args.stage,
+        args.config,
+        args.model_config,
+        overrides=args.overrides,
+        run_dir=args.run_dir,
+        corpus=args.corpus,
+        max_steps=args.max_steps,
+        resume=args.resume,
+        export_dir=args.export_dir,
+        progress=False if args.no_progress else None,
+    )
+    metrics = trainer.fit()
+    if metrics:
+        print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _eval_clap(args: argparse.Namespace) -> int:
+    from tta.data.captions import CLASSES, class_prompt
+    from tta.data.splits import HELD_OUT_PAIRS
+    from tta.evaluation.clap_zero_shot import evaluate_clap, load_split
+    from tta.models.clap import load_clap
+    from tta.paths import cache_dir
+
+    clap = load_clap(args.model)
+    corpus = args.corpus or cache_dir() / "corpus"
+    items = load_split(corpus, args.split)
+    metrics = evaluate_clap(clap, items, list(CLASSES), HELD_OUT_PAIRS, prompt_fn=class_prompt, per_class=True)
+    text = json.dumps({"split": args.split, **metrics}, indent=2)
+    print(text)
+    if args.json_out:
+        from tta.audio.io import write_atomic
+
+        write_atomic(args.json_out, text + "\n")
+    return 0
+
+
+EVALUATORS = {"clap": _eval_clap}

@@ -1,0 +1,211 @@
+"""The CLAP stage: trains :class:`~tta.models.clap.minilm_mel.MiniLMMelClap` with a symmetric contrastive loss.
+
+Batches come from ``tta.data.dataset.CorpusDataset`` (5 s crops, on-the-fly two-source mixtures whose
+class pairs exclude ``tta.data.splits.HELD_OUT_PAIRS``). The loss is CLIP's symmetric cross-entropy over
+the caption x audio similarity matrix, with soft targets: in a class-labelled corpus many items of a batch
+share a class, so caption i's target over the audios is proportional to the label overlap (Jaccard) of
+their label sets instead of the identity matrix. SpecAugment-style time/frequency masks are applied to
+the log-mels during training.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from tta.errors import InputError
+from tta.training.trainer import Trainer
+
+
+def label_targets(labels: list[list[str]], mode: str = "jaccard") -> torch.Tensor:
+    """[B, B] row-stochastic targets: ``identity`` (CLIP), ``exact`` (same label set) or ``jaccard`` overlap."""
+    n = len(labels)
+    if mode == "identity":
+        return torch.eye(n)
+    sets = [frozenset(lab) for lab in labels]
+    t = torch.zeros(n, n)
+    for i in range(n):
+        for j in range(n):
+            if mode == "exact":
+                t[i, j] = float(sets[i] == sets[j])
+            else:
+                union = len(sets[i] | sets[j])
+                t[i, j] = len(sets[i] & sets[j]) / union if union else float(i == j)
+    t.fill_diagonal_(1.0)
+    return t / t.sum(1, keepdim=True)
+
+
+def contrastive_loss(
+    text_emb: torch.Tensor, audio_emb: torch.Tensor, logit_scale: torch.Tensor, targets: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Symmetric cross-entropy over cosine similarities.
+
+    Args:
+        text_emb, audio_emb: [B, D] (normalised here).
+        logit_scale: scalar, log of the inverse temperature (clamped to at most log 100).
+        targets: [B, B] row-stochastic text->audio targets (symmetric); identity when None.
+    """
+    t, a = F.normalize(text_emb, dim=-1), F.normalize(audio_emb, dim=-1)
+    logits = logit_scale.clamp(max=4.6052).exp() * t @ a.T  # [B text, B audio]
+    if targets is None:
+        targets = torch.eye(len(t), device=t.device)
+    targets = targets.to(logits.device)
+    tgt_t = targets.T / targets.T.sum(1, keepdim=True)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, tgt_t))
+
+
+def spec_augment(
+    mel: torch.Tensor, time_masks: int = 2, time_width: int = 40, freq_masks: int = 2, freq_width: int = 8
+) -> torch.Tensor:
+    """Log-mel [B, T, F] -> same with random time and frequency bands set to the clip's minimum."""
+    b, t, f = mel.shape
+    fill = mel.amin(dim=(1, 2), keepdim=True)
+    out = mel.clone()
+    for n, width, size, axis in ((time_masks, time_width, t, 1), (freq_masks, freq_width, f, 2)):
+        for _ in range(n):
+            w = torch.randint(0, width + 1, (b,))
+            start = (torch.rand(b) * (size - w).clamp(min=1)).long()
+            pos = torch.arange(size)
+            mask = (pos[None] >= start[:, None]) & (pos[None] < (start + w)[:, None])  # [B, size]
+            mask = mask[:, :, None] if axis == 1 else mask[:, None, :]
+            out = torch.where(mask.to(out.device), fill, out)
+    return out
+
+
+class ClapTrainer(Trainer):
+    """CLAP stage hooks on the shared :class:`Trainer`.
+
+    Args:
+        model: :class:`MiniLMMelClap` constructor kwargs (``configs/model/clap.yaml``).
+        corpus: corpus root (``manifest.jsonl``); default ``tta.paths.cache_dir() / "corpus"``.
+        clip_seconds, mix_prob, augment: ``CorpusDataset`` settings for the train split.
+        targets: "jaccard", "exact" or "identity" (see :func:`label_targets`).
+        spec_augment: kwargs of :func:`spec_augment`, or None to switch it off.
+        eval_split, eval_max_items: what ``evaluate()`` runs on during training.
+        export_dir: where ``on_train_end`` also writes the final model (``save_pretrained``); it always
+            writes ``<run_dir>/export``.
+        **trainer_kwargs: :class:`Trainer` arguments.
+    """
+
+    name = "clap"
+
+    def __init__(
+        self,
+        model: dict | None = None,
+        corpus: str | os.PathLike | None = None,
+        clip_seconds: float = 5.0,
+        mix_prob: float = 0.3,
+        augment: bool = True,
+        targets: str = "jaccard",
+        spec_augment: dict | None = None,
+        eval_split: str = "valid",
+        eval_max_items: int | None = 400,
+        export_dir: str | os.PathLike | None = None,
+        **trainer_kwargs,
+    ):
+        super().__init__(**trainer_kwargs)
+        self.model_kwargs = dict(model or {})
+        self.corpus = Path(corpus) if corpus else None
+        self.clip_seconds = clip_seconds
+        self.mix_prob = mix_prob
+        self.augment = augment
+        self.targets = targets
+        self.spec_augment = spec_augment
+        self.eval_split = eval_split
+        self.eval_max_items = eval_max_items
+        self.export_dir = Path(export_dir) if export_dir else None
+        self._eval_items = None
+
+    def corpus_root(self) -> Path:
+        from tta.paths import cache_dir
+
+        root = self.corpus or cache_dir() / "corpus"
+        if not (root / "manifest.jsonl").is_file():
+            raise InputError(f"no corpus at {root} (manifest.jsonl missing); build it with `tta data build`")
+        return root
+
+    # -- hooks --
+    def build_model(self):
+        from tta.models.clap.minilm_mel import MiniLMMelClap
+
+        return MiniLMMelClap(**self.model_kwargs)
+
+    def build_train_data(self):
+        self.corpus_root()  # a clear error before importing the data pipeline
+        from tta.data.dataset import CorpusDataset
+        from tta.data.splits import HELD_OUT_PAIRS
+
+        root = self.corpus_root()
+        return CorpusDataset(
+            root,
+            "train",
+            clip_seconds=self.clip_seconds,
+            sample_rate=16000,
+            mix_prob=self.mix_prob,
+            augment=self.augment,
+            seed=self.seed,
+            held_out_pairs=HELD_OUT_PAIRS,
+        )
+
+    def collate(self, items: list[dict]) -> dict:
+        return {
+            "audio": torch.stack([torch.as_tensor(it["audio"], dtype=torch.float32) for it in items]),
+            "caption": [it["caption"] for it in items],
+            "labels": [list(it["labels"]) for it in items],
+        }
+
+    def run_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        model = self.unwrapped_model
+        mel = model.prepare_audio(batch["audio"])
+        if self.spec_augment is not None:
+            mel = spec_augment(mel, **self.spec_augment)
+        audio = model.audio_embed(mel)
+        text = model.text_embed(batch["caption"])
+        targets = label_targets(batch["labels"], self.targets)
+        loss = contrastive_loss(text, audio, model.logit_scale, targets)
+        with torch.no_grad():
+            t, a = F.normalize(text, dim=-1), F.normalize(audio, dim=-1)
+            hit = targets[torch.arange(len(t)), (t @ a.T).argmax(1).cpu()] > 0
+        return {"loss": loss, "logit_scale": model.logit_scale.exp().detach(), "batch_t2a_acc": hit.float().mean()}
+
+    def evaluation_items(self) -> list[dict]:
+        if self._eval_items is None:
+            from tta.evaluation.clap_zero_shot import load_split
+
+            self._eval_items = load_split(self.corpus_root(), self.eval_split, max_items=self.eval_max_items)
+        return self._eval_items
+
+    def evaluate(self) -> dict[str, float]:
+        from tta.data.captions import CLASSES, class_prompt
+        from tta.data.splits import HELD_OUT_PAIRS
+        from tta.evaluation.clap_zero_shot import evaluate_clap
+
+        metrics = evaluate_clap(
+            self.unwrapped_model, self.evaluation_items(), list(CLASSES), HELD_OUT_PAIRS, prompt_fn=class_prompt
+        )
+        return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+    def model_state_dict(self, model) -> dict[str, torch.Tensor]:
+        return model.trainable_state_dict()
+
+    def load_model_state_dict(self, model, state) -> None:
+        model.load_trainable_state_dict(state, source="training checkpoint")
+
+    def export(self, folder: str | os.PathLike) -> Path:
+        """Write the trained model (EMA weights if kept) as a ``load_clap`` folder."""
+        model = self.unwrapped_model.eval()
+        if self.ema is not None:
+            with self.ema.swapped_into(model):
+                return model.save_pretrained(folder)
+        return model.save_pretrained(folder)
+
+    def on_train_end(self) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        self.export(self.run_dir / "export")
+        if self.export_dir is not None:
+            self.export(self.export_dir)
+            print(f"exported the trained CLAP to {self.export_dir}")
