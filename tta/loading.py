@@ -1,0 +1,201 @@
+"""Reading and writing model folders: tta's own format and diffusers' AudioLDM format.
+
+Both are diffusers-like folders with a ``model_index.json`` whose ``_class_name`` tells them apart:
+
+* tta (``"TTAPipeline"``): ``unet/`` and ``vae/`` (diffusers ``save_pretrained``), ``vocoder/`` (transformers
+  ``SpeechT5HifiGan``), ``clap/`` (any folder :func:`tta.models.clap.load_clap` reads),
+  ``scheduler/scheduler_config.json``.
+* diffusers AudioLDM (``"AudioLDMPipeline"``): ``unet/``, ``vae/``, ``vocoder/``, ``text_encoder/`` (CLAP text
+  tower), ``tokenizer/``, ``scheduler/``.
+
+Weights are read from safetensors only. Every file is checked before anything loads, so a missing or corrupt
+file is one clear :class:`ModelLoadError`, and nothing touches the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tta.errors import ModelLoadError
+
+TTA_CLASS_NAME = "TTAPipeline"
+AUDIOLDM_CLASS_NAME = "AudioLDMPipeline"
+INDEX_NAME = "model_index.json"
+SCHEDULER_CONFIG = "scheduler/scheduler_config.json"
+
+DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"
+TRANSFORMERS_WEIGHTS = "model.safetensors"
+
+# component -> (config file, weights file) inside its sub-folder
+_FILES = {
+    "unet": ("config.json", DIFFUSERS_WEIGHTS),
+    "vae": ("config.json", DIFFUSERS_WEIGHTS),
+    "vocoder": ("config.json", TRANSFORMERS_WEIGHTS),
+    "text_encoder": ("config.json", TRANSFORMERS_WEIGHTS),
+}
+_LAYOUTS = {
+    TTA_CLASS_NAME: ("unet", "vae", "vocoder"),
+    AUDIOLDM_CLASS_NAME: ("unet", "vae", "vocoder", "text_encoder"),
+}
+
+
+@dataclass
+class Components:
+    """What a model folder holds, loaded: the modules, the CLAP, and the scheduler config."""
+
+    unet: Any
+    vae: Any
+    vocoder: Any
+    clap: Any
+    scheduler_config: dict[str, Any]
+    source_format: str  # TTA_CLASS_NAME or AUDIOLDM_CLASS_NAME
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelLoadError(f"missing file {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"corrupt JSON file {path}: {err}") from err
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"corrupt JSON file {path}: expected an object")
+    return data
+
+
+def read_model_index(folder: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate ``model_index.json``; its ``_class_name`` must be a known format."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"model folder not found: {folder}")
+    index = _read_json(folder / INDEX_NAME)
+    name = index.get("_class_name")
+    if name not in _LAYOUTS:
+        raise ModelLoadError(
+            f"{folder / INDEX_NAME} names {name!r}; tta reads {TTA_CLASS_NAME!r} and {AUDIOLDM_CLASS_NAME!r} folders"
+        )
+    return index
+
+
+def _weights_present(sub: Path, weights: str) -> bool:
+    return (sub / weights).is_file() or (sub / f"{weights}.index.json").is_file()
+
+
+def check_model_folder(folder: str | os.PathLike) -> str:
+    """Check that every file a model folder needs is there; return its format (``_class_name``)."""
+    folder = Path(folder)
+    name = read_model_index(folder)["_class_name"]
+    for component in _LAYOUTS[name]:
+        config, weights = _FILES[component]
+        sub = folder / component
+        _read_json(sub / config)
+        if not _weights_present(sub, weights):
+            other = [p.name for p in sub.glob("*.bin")] if sub.is_dir() else []
+            hint = f" (found {', '.join(other)}: tta loads safetensors only)" if other else ""
+            raise ModelLoadError(f"missing weights {sub / weights}{hint}")
+    _read_json(folder / SCHEDULER_CONFIG)
+    if name == TTA_CLASS_NAME:
+        _read_json(folder / "clap" / "config.json")
+    elif not (folder / "tokenizer").is_dir():
+        raise ModelLoadError(f"missing folder {folder / 'tokenizer'}")
+    return name
+
+
+def _load(what: str, fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except ModelLoadError:
+        raise
+    except Exception as err:  # safetensors / config errors -> one readable line
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(f"cannot load {what}: {msg}") from err
+
+
+def load_components(folder: str | os.PathLike) -> Components:
+    """Load a tta or diffusers AudioLDM folder (format from ``model_index.json``) on the CPU, in eval mode."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import SpeechT5HifiGan
+
+    from tta.models.clap import load_clap
+    from tta.models.clap.hf import HFClapText
+
+    folder = Path(folder)
+    name = check_model_folder(folder)
+    opts = {"use_safetensors": True, "local_files_only": True}
+    unet = _load(f"{folder / 'unet'}", UNet2DConditionModel.from_pretrained, str(folder / "unet"), **opts)
+    vae = _load(f"{folder / 'vae'}", AutoencoderKL.from_pretrained, str(folder / "vae"), **opts)
+    vocoder = _load(f"{folder / 'vocoder'}", SpeechT5HifiGan.from_pretrained, str(folder / "vocoder"), **opts)
+    if name == TTA_CLASS_NAME:
+        clap = _load(f"{folder / 'clap'}", load_clap, folder / "clap")
+    else:
+        clap = _load(
+            f"{folder / 'text_encoder'}", HFClapText.from_pretrained, folder / "text_encoder", folder / "tokenizer"
+        )
+    scheduler_config = _read_json(folder / SCHEDULER_CONFIG)
+    for module in (unet, vae, vocoder, clap):
+        module.eval()
+    return Components(unet, vae, vocoder, clap, scheduler_config, name)
+
+
+def save_components(
+    folder: str | os.PathLike, unet, vae, vocoder, clap, scheduler_config: dict[str, Any], clap_backend: str
+) -> Path:
+    """Write a tta model folder. It is built in a temporary sibling folder and renamed into place at the end,
+    so an interrupted save never leaves a half-written model at ``folder``."""
+    from tta import __version__
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        unet.save_pretrained(str(tmp / "unet"), safe_serialization=True)
+        vae.save_pretrained(str(tmp / "vae"), safe_serialization=True)
+        vocoder.save_pretrained(str(tmp / "vocoder"), safe_serialization=True)
+        clap.save_pretrained(tmp / "clap")
+        (tmp / "scheduler").mkdir()
+        (tmp / SCHEDULER_CONFIG).write_text(json.dumps(scheduler_config, indent=2, sort_keys=True) + "\n")
+        index = {
+            "_class_name": TTA_CLASS_NAME,
+            "_tta_version": __version__,
+            "unet": ["diffusers", type(unet).__name__],
+            "vae": ["diffusers", type(vae).__name__],
+            "vocoder": ["transformers", type(vocoder).__name__],
+            "clap": ["tta", clap_backend],
+            "scheduler": ["diffusers", scheduler_config.get("_class_name", "DDIMScheduler")],
+        }
+        (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def model_hash(folder: str | os.PathLike) -> str:
+    """SHA-256 (hex, first 16 chars) over the model's configs and weight files, with their relative paths."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.suffix in (".json", ".safetensors", ".txt", ".model")
+    )
+    for path in files:
+        digest.update(str(path.relative_to(folder).as_posix()).encode() + b"\0")
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]

@@ -1,0 +1,404 @@
+"""``TTAPipeline``: text -> CLAP embedding -> guided latent diffusion -> VAE -> HiFi-GAN -> waveform.
+
+The one place the generation steps run in order. The CLI, the demo and the evaluator call it; samplers live in
+:mod:`tta.sampling.schedulers`, guidance in :mod:`tta.sampling.guidance`, the loop in :mod:`tta.sampling.loop`,
+and folder I/O in :mod:`tta.loading`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tta.errors import InputError, ModelLoadError
+from tta.models.clap.base import ClapEncoder
+from tta.sampling import (
+    DEFAULT_DURATION_S,
+    denoise,
+    guided_denoiser,
+    latent_layout,
+    make_scheduler,
+    sampler_name,
+)
+from tta.sampling.loop import StepCallback
+
+DEFAULT_STEPS = 20
+DEFAULT_GUIDANCE = 2.5
+MAX_SEED = 2**63 - 1
+
+
+@dataclass
+class TTAPipelineOutput:
+    """What :meth:`TTAPipeline.__call__` returns.
+
+    Attributes:
+        audios: waveforms, numpy float32 [B, N] (``output_type="np"``) or a torch tensor ("pt"), with
+            ``B = len(prompts) * num_waveforms_per_prompt``, prompt-major.
+        sample_rate: Hz (16000).
+        seeds: the seed of each waveform (regenerate one alone with ``seed=seeds[i]``); None when the caller
+            gave ``latents`` or ``generator``.
+        clap_scores: CLAP text-audio cosine similarity of each kept waveform when ``num_candidates > 1``.
+    """
+
+    audios: Any
+    sample_rate: int
+    seeds: list[int] | None = None
+    clap_scores: np.ndarray | None = None
+
+
+def _clap_backend_name(clap: ClapEncoder) -> str:
+    from tta.models.clap import BACKENDS
+
+    path = f"{type(clap).__module__}:{type(clap).__name__}"
+    for name, target in BACKENDS.items():
+        if target == path:
+            return name
+    return getattr(clap, "backend", type(clap).__name__)
+
+
+def _check_prompts(prompt: str | list[str], what: str = "prompt") -> list[str]:
+    prompts = [prompt] if isinstance(prompt, str) else prompt
+    if not isinstance(prompts, (list, tuple)) or not prompts:
+        raise InputError(f"{what} must be a non-empty string or a non-empty list of strings")
+    for p in prompts:
+        if not isinstance(p, str) or not p.strip():
+            raise InputError(f"{what} must not be empty or whitespace, got {p!r}")
+    return list(prompts)
+
+
+def _check_positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{what} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+class TTAPipeline:
+    """Text-to-audio generation with an AudioLDM-style model.
+
+    Args:
+        unet: diffusers ``UNet2DConditionModel`` conditioned on CLAP embeddings through ``class_labels``.
+        vae: diffusers ``AutoencoderKL`` over log-mels [B, 1, T, n_mels].
+        vocoder: transformers ``SpeechT5HifiGan``, log-mel [B, T, n_mels] -> waveform [B, T * hop].
+        clap: a :class:`ClapEncoder` giving the conditioning text embeddings (``pipe.clap``).
+        scheduler_config: the noise schedule (a diffusers scheduler config) the UNet was trained with.
+        reranker: optional CLAP used for ``num_candidates > 1`` (default: ``clap`` when it has an audio tower).
+        name_or_path: where the model came from (recorded in sidecars).
+    """
+
+    def __init__(
+        self,
+        unet: torch.nn.Module,
+        vae: torch.nn.Module,
+        vocoder: torch.nn.Module,
+        clap: ClapEncoder,
+        scheduler_config: dict[str, Any],
+        reranker: ClapEncoder | None = None,
+        name_or_path: str | None = None,
+    ):
+        self.unet = unet
+        self.vae = vae
+        self.vocoder = vocoder
+        self.clap = clap
+        self.scheduler_config = dict(scheduler_config)
+        self.reranker = reranker
+        self.name_or_path = name_or_path
+        self._model_hash: str | None = None
+        self._fast = False
+
+    # ------------------------------------------------------------------ loading / saving
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu", fast: bool = True
+    ) -> TTAPipeline:
+        """Load a tta model folder or a diffusers AudioLDM folder (no network).
+
+        Args:
+            path: the folder; None loads the default model (``checkpoints/``, or ``$TTA_MODEL``).
+            device: where to put the modules.
+            fast: apply CPU/GPU speed-ups that keep the maths (channels-last memory format).
+
+        Raises:
+            ModelLoadError: no model at ``path`` (or no default installed), or a file is missing or corrupt.
+        """
+        from tta.loading import INDEX_NAME, load_components
+        from tta.paths import default_model_dir
+
+        if path is None:
+            folder = default_model_dir()
+            if not (folder / INDEX_NAME).is_file():
+                raise ModelLoadError(
+                    f"no default model is installed ({folder / INDEX_NAME} not found); pass a model folder: "
+                    "`--model PATH` (CLI) or TTAPipeline.from_pretrained(PATH) with a tta or diffusers AudioLDM "
+                    "folder, set $TTA_MODEL, or `tta convert` an original AudioLDM .ckpt into a tta folder"
+                )
+        else:
+            folder = Path(path).expanduser()
+        parts = load_components(folder)
+        pipe = cls(parts.unet, parts.vae, parts.vocoder, parts.clap, parts.scheduler_config, name_or_path=str(folder))
+        pipe.to(device)
+        if fast:
+            pipe.enable_fast_inference()
+        return pipe
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write a tta model folder (every component with its config, weights as safetensors), atomically."""
+        from tta.loading import save_components
+
+        # safetensors stores contiguous tensors: undo channels-last while saving
+        self.unet.to(memory_format=torch.contiguous_format)
+        self.vae.to(memory_format=torch.contiguous_format)
+        try:
+            return save_components(
+                folder,
+                self.unet,
+                self.vae,
+                self.vocoder,
+                self.clap,
+                self.scheduler_config,
+                _clap_backend_name(self.clap),
+            )
+        finally:
+            if self._fast:
+                self.enable_fast_inference()
+
+    def to(self, device: str | torch.device) -> TTAPipeline:
+        for module in (self.unet, self.vae, self.vocoder, self.clap, self.reranker):
+            if module is not None:
+                module.to(device)
+        return self
+
+    def enable_fast_inference(self) -> TTAPipeline:
+        """Channels-last memory format for the 2-D convolution stacks (same maths, faster kernels)."""
+        self.unet.to(memory_format=torch.channels_last)
+        self.vae.to(memory_format=torch.channels_last)
+        self._fast = True
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.vocoder.config.sampling_rate)
+
+    @property
+    def hop_length(self) -> int:
+        return int(np.prod(self.vocoder.config.upsample_rates))
+
+    @property
+    def model_hash(self) -> str | None:
+        """Content hash of the model folder's configs and weights (computed once), or None if not from a folder."""
+        if self._model_hash is None and self.name_or_path and Path(self.name_or_path).is_dir():
+            from tta.loading import model_hash
+
+            self._model_hash = model_hash(self.name_or_path)
+        return self._model_hash
+
+    def layout(self, audio_length_in_s: float):
+        """The :class:`~tta.sampling.LatentLayout` (latent shape, samples kept) for a duration in seconds."""
+        from tta.models.unet import unet_downsample_factor
+        from tta.models.vae import vae_downsample_factor
+
+        return latent_layout(
+            audio_length_in_s,
+            sample_rate=self.sample_rate,
+            hop_length=self.hop_length,
+            latent_channels=int(self.unet.config.in_channels),
+            n_mels=int(self.vocoder.config.model_in_dim),
+            vae_factor=vae_downsample_factor(self.vae),
+            unet_factor=unet_downsample_factor(self.unet),
+        )
+
+    # ------------------------------------------------------------------ generation
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        audio_length_in_s: float = DEFAULT_DURATION_S,
+        num_inference_steps: int = DEFAULT_STEPS,
+        guidance_scale: float = DEFAULT_GUIDANCE,
+        negative_prompt: str | list[str] | None = None,
+        num_waveforms_per_prompt: int = 1,
+        num_candidates: int = 1,
+        sampler: str | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        seed: int | list[int] | None = None,
+        latents: torch.Tensor | None = None,
+        progress: bool = True,
+        callback: StepCallback | None = None,
+        output_type: str = "np",
+    ) -> TTAPipelineOutput:
+        """Generate audio for one or more prompts.
+
+        Args:
+            prompt: a text or a list of B texts.
+            audio_length_in_s: duration in seconds, > 0 and at most :data:`tta.sampling.MAX_DURATION_S`; any
+                value works (latents are padded to what the UNet needs and the audio trimmed back).
+            num_inference_steps: sampler steps (DPM-Solver++ is good at 10-25).
+            guidance_scale: classifier-free guidance scale; on when > 1.
+            negative_prompt: text(s) to steer away from (one, or one per prompt); default the empty text.
+            num_waveforms_per_prompt: waveforms kept per prompt.
+            num_candidates: generate this many candidates per kept waveform and keep the one whose CLAP
+                audio embedding is closest to the prompt's text embedding.
+            sampler: "dpmpp-2m" (default), "ddim", "euler" or "unipc".
+            generator: one ``torch.Generator`` for the whole batch, or one per generated latent.
+            seed: an int (waveform i gets ``seed + i``, each from its own generator, so any one can be
+                regenerated alone) or a list of one seed per generated latent. Default: a random seed.
+            latents: starting noise [B * num_waveforms_per_prompt * num_candidates, C, H, W] (see :meth:`layout`).
+            progress: show a progress bar.
+            callback: ``callback(i, t, latents)`` after each denoising step.
+            output_type: "np" (numpy [B, N]) or "pt" (torch tensor [B, N]).
+
+        Returns:
+            TTAPipelineOutput: ``.audios`` [B * num_waveforms_per_prompt, N], ``.sample_rate``, ``.seeds``.
+        """
+        # 1. Check inputs
+        prompts = _check_prompts(prompt)
+        negatives = self._check_negative(negative_prompt, len(prompts))
+        steps = _check_positive_int(num_inference_steps, "num_inference_steps")
+        per_prompt = _check_positive_int(num_waveforms_per_prompt, "num_waveforms_per_prompt")
+        n_cand = _check_positive_int(num_candidates, "num_candidates")
+        try:
+            guidance_scale = float(guidance_scale)
+        except (TypeError, ValueError) as err:
+            raise InputError(f"guidance_scale must be a number, got {guidance_scale!r}") from err
+        if not math.isfinite(guidance_scale):
+            raise InputError(f"guidance_scale must be finite, got {guidance_scale}")
+        if output_type not in ("np", "pt"):
+            raise InputError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        scheduler = make_scheduler(sampler_name(sampler), self.scheduler_config)
+        max_steps = int(scheduler.config.num_train_timesteps)
+        if steps > max_steps:
+            raise InputError(f"num_inference_steps must be at most {max_steps}, got {steps}")
+        reranker = self._reranker() if n_cand > 1 else None
+
+        # 2. Latent shape for the requested duration (padded for the UNet; audio trimmed in step 8)
+        layout = self.layout(audio_length_in_s)
+        total = len(prompts) * per_prompt * n_cand
+        device = self.device
+
+        # 3. Encode prompts (and negative prompts) with CLAP: [B, D] each, repeated per waveform
+        do_guidance = guidance_scale > 1.0
+        embeds = self.clap.encode_text(prompts + (negatives if do_guidance else []))
+        embeds = embeds.to(device=device, dtype=self.unet.dtype)
+        cond = embeds[: len(prompts)].repeat_interleave(per_prompt * n_cand, dim=0)
+        uncond = embeds[len(prompts) :].repeat_interleave(per_prompt * n_cand, dim=0) if do_guidance else None
+
+        # 4. Scheduler
+        scheduler.set_timesteps(steps, device=device)
+
+        # 5. Starting noise, one generator per latent when seeded
+        latents, seeds = self._prepare_latents(layout.latent_shape, total, generator, seed, latents)
+        latents = latents.to(device=device, dtype=self.unet.dtype) * scheduler.init_noise_sigma
+
+        # 6. Denoising loop with classifier-free guidance (one batched UNet call per step)
+        model = guided_denoiser(self.unet, cond, uncond, guidance_scale)
+        latents = denoise(model, scheduler, latents, progress=progress, callback=callback)
+
+        # 7. Decode: latents -> log-mel [B, 1, T, n_mels] -> waveform [B, T * hop], trimmed to the duration
+        audio = self.decode(latents)[:, : layout.num_samples]
+
+        # 8. Keep the best of each group of candidates; post-process
+        scores = None
+        if reranker is not None:
+            audio, keep, scores = self._rerank(reranker, prompts, audio, per_prompt, n_cand)
+            seeds = [seeds[i] for i in keep] if seeds is not None else None
+        audio = audio.float().cpu()
+        return TTAPipelineOutput(
+            audios=audio.numpy() if output_type == "np" else audio,
+            sample_rate=self.sample_rate,
+            seeds=seeds,
+            clap_scores=scores,
+        )
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents [B, C, H, W] -> waveforms [B, H * vae_factor * hop] (VAE decoder, then the vocoder)."""
+        z = latents / self.vae.config.scaling_factor
+        mel = self.vae.decode(z).sample  # [B, 1, T, n_mels]
+        return self.vocoder(mel.squeeze(1).contiguous())  # [B, T * hop]
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _check_negative(negative_prompt: str | list[str] | None, batch: int) -> list[str]:
+        if negative_prompt is None:
+            return [""] * batch
+        if isinstance(negative_prompt, str):
+            return [negative_prompt] * batch
+        if not isinstance(negative_prompt, (list, tuple)) or not all(isinstance(n, str) for n in negative_prompt):
+            raise InputError("negative_prompt must be a string or a list of strings")
+        if len(negative_prompt) != batch:
+            raise InputError(f"got {len(negative_prompt)} negative prompts for {batch} prompts")
+        return list(negative_prompt)
+
+    def _reranker(self) -> ClapEncoder:
+        clap = self.reranker if self.reranker is not None else self.clap
+        if not getattr(clap, "has_audio", False):
+            raise InputError(
+                "num_candidates > 1 needs a CLAP with an audio tower to rank candidates; this model's CLAP is "
+                "text only (set pipe.reranker = load_clap(PATH), or --clap PATH on the command line)"
+            )
+        return clap
+
+    def _prepare_latents(
+        self,
+        shape: tuple[int, int, int],
+        total: int,
+        generator: torch.Generator | list[torch.Generator] | None,
+        seed: int | list[int] | None,
+        latents: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, list[int] | None]:
+        """Starting noise [total, *shape] and the seed of each latent (None if not seeded by tta)."""
+        if sum(x is not None for x in (generator, seed, latents)) > 1:
+            raise InputError("give at most one of generator, seed and latents")
+        if latents is not None:
+            if tuple(latents.shape) != (total, *shape):
+                raise InputError(f"latents must have shape {(total, *shape)}, got {tuple(latents.shape)}")
+            return latents, None
+        if isinstance(generator, torch.Generator):
+            return torch.randn((total, *shape), generator=generator, device=generator.device), None
+        if generator is not None:
+            if len(generator) != total:
+                raise InputError(f"got {len(generator)} generators for {total} latents")
+            return torch.cat([torch.randn((1, *shape), generator=g, device=g.device) for g in generator]), None
+        if seed is None:
+            seed = secrets.randbelow(2**31)
+        if isinstance(seed, (list, tuple)):
+            seeds = [int(s) for s in seed]
+            if len(seeds) != total:
+                raise InputError(f"got {len(seeds)} seeds for {total} latents")
+        else:
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+                raise InputError(f"seed must be an integer, got {seed!r}")
+            seeds = [int(seed) + i for i in range(total)]
+        if any(s < 0 or s > MAX_SEED for s in seeds):
+            raise InputError(f"seeds must be in [0, {MAX_SEED}]")
+        noise = [torch.randn((1, *shape), generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
+        return torch.cat(noise), seeds
+
+    def _rerank(
+        self, clap: ClapEncoder, prompts: list[str], audio: torch.Tensor, per_prompt: int, n_cand: int
+    ) -> tuple[torch.Tensor, list[int], np.ndarray]:
+        """Keep the best of each ``n_cand`` consecutive candidates: audio [B * n_cand, N] -> [B, N]."""
+        from tta.audio.io import resample
+
+        wav = audio.float().cpu()
+        if self.sample_rate != clap.sample_rate:
+            wav = torch.from_numpy(resample(wav.numpy(), self.sample_rate, clap.sample_rate))
+        text = clap.encode_text(prompts).float()  # [P, D]
+        emb = clap.encode_audio(wav.to(clap.device)).float()  # [P * per_prompt * n_cand, D]
+        text = text.repeat_interleave(per_prompt * n_cand, dim=0).to(emb.device)
+        sims = (text * emb).sum(-1).view(-1, n_cand).cpu()  # [P * per_prompt, n_cand]
+        best = sims.argmax(dim=1)
+        keep = [g * n_cand + int(b) for g, b in enumerate(best)]
+        return audio[keep], keep, sims.max(dim=1).values.numpy()
