@@ -1,0 +1,398 @@
+"""Class names and the natural-language captions made from them.
+
+Every class has noun phrases ("a dog barking"), clauses ("a dog barks") and a few full sentences; training
+captions are drawn from those, mixture captions join two of them ("a dog barks while rain falls",
+"footsteps on gravel with wind in the background"). ``PARAPHRASE_PROMPTS`` holds wordings that no training
+template produces, for a robustness test of the text side. File names and OpenTTD's written descriptions add
+details (the surface under footsteps, the instrument of a one-shot) through :func:`clip_detail`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ClassText:
+    """The words for one class.
+
+    Attributes:
+        nouns: noun phrases ("a dog barking"), usable after "the sound of" or before "in the background".
+        clauses: subject + verb, present tense ("a dog barks"), usable around "while".
+        sentences: extra stand-alone captions.
+    """
+
+    nouns: tuple[str, ...]
+    clauses: tuple[str, ...]
+    sentences: tuple[str, ...] = ()
+
+
+def _t(nouns: list[str], clauses: list[str], sentences: list[str] | None = None) -> ClassText:
+    return ClassText(tuple(nouns), tuple(clauses), tuple(sentences or ()))
+
+
+CLASS_TEXT: dict[str, ClassText] = {
+    "dog barking": _t(
+        ["a dog barking", "barking dogs", "a barking dog"],
+        ["a dog barks", "a dog is barking", "a dog barks loudly"],
+        ["dog barking", "a dog barks several times"],
+    ),
+    "cat meowing": _t(["a cat meowing", "a meowing cat"], ["a cat meows", "a cat is meowing"], ["cat meowing"]),
+    "birds chirping": _t(
+        ["birds chirping", "birdsong", "chirping birds"],
+        ["birds chirp", "birds are singing", "a bird sings"],
+        ["birds chirping in the trees", "birdsong outdoors"],
+    ),
+    "cow mooing": _t(["a cow mooing", "cattle lowing"], ["a cow moos", "a cow is mooing"], ["cow mooing"]),
+    "sheep bleating": _t(
+        ["a sheep bleating", "bleating sheep", "a goat bleating"], ["a sheep bleats", "sheep are bleating"]
+    ),
+    "horse": _t(
+        ["a horse neighing", "horse hooves", "a galloping horse"],
+        ["a horse neighs", "a horse whinnies", "a horse gallops"],
+        ["horse neighing"],
+    ),
+    "chicken": _t(
+        ["chickens clucking", "a rooster crowing", "hens clucking"],
+        ["chickens cluck", "a rooster crows", "a hen clucks"],
+    ),
+    "pig grunting": _t(["a pig grunting", "pigs oinking"], ["a pig grunts", "a pig oinks", "pigs are grunting"]),
+    "duck quacking": _t(["a duck quacking", "quacking ducks"], ["a duck quacks", "ducks are quacking"]),
+    "large animal roaring": _t(
+        ["a lion roaring", "an elephant trumpeting", "a large animal roaring"],
+        ["a lion roars", "an elephant trumpets", "a large animal roars"],
+    ),
+    "wolf howling": _t(["a wolf howling", "howling wolves", "a growling wolf"], ["a wolf howls", "a wolf growls"]),
+    "frogs croaking": _t(["frogs croaking", "croaking frogs"], ["frogs croak", "a frog croaks"]),
+    "insects buzzing": _t(
+        ["insects buzzing", "a buzzing insect", "crickets chirping"], ["insects buzz", "a bee buzzes", "a fly buzzes"]
+    ),
+    "rain": _t(
+        ["rain", "rainfall", "rain falling", "a rain shower"],
+        ["rain falls", "it is raining", "rain pours down"],
+        ["rain falling steadily", "heavy rain outdoors"],
+    ),
+    "wind": _t(
+        ["wind", "the wind", "wind blowing", "a gusty wind"],
+        ["wind blows", "the wind howls", "wind is blowing"],
+        ["strong wind blowing", "wind gusting outdoors"],
+    ),
+    "thunder": _t(
+        ["thunder", "a thunderclap", "rolling thunder"], ["thunder rumbles", "thunder claps", "thunder rolls"]
+    ),
+    "flowing water": _t(
+        ["a flowing stream", "running water", "a babbling brook", "a waterfall"],
+        ["a stream flows", "water runs", "a river flows", "water trickles"],
+    ),
+    "ocean waves": _t(
+        ["ocean waves", "waves crashing", "the surf"], ["waves crash on the shore", "waves break", "the sea washes in"]
+    ),
+    "water splashing": _t(
+        ["water splashing", "bubbles", "a splash", "dripping water"],
+        ["water splashes", "something splashes into water", "water bubbles"],
+    ),
+    "fire crackling": _t(
+        ["a fire crackling", "a crackling fire", "burning wood"], ["a fire crackles", "flames crackle", "wood burns"]
+    ),
+    "footsteps": _t(
+        ["footsteps", "someone walking", "steps"],
+        ["someone walks", "a person is walking", "footsteps approach"],
+        ["footsteps walking"],
+    ),
+    "door": _t(
+        ["a door opening", "a door closing", "a creaking door"],
+        ["a door opens", "a door closes", "a door slams", "a door creaks"],
+    ),
+    "typing": _t(
+        ["typing on a keyboard", "keyboard clicks", "keystrokes"], ["someone types on a keyboard", "keys are clicking"]
+    ),
+    "clock ticking": _t(["a clock ticking", "a ticking clock"], ["a clock ticks", "a clock is ticking"]),
+    "bell ringing": _t(
+        ["a bell ringing", "a ringing bell", "a gong"], ["a bell rings", "a bell chimes", "a gong is struck"]
+    ),
+    "telephone ringing": _t(["a telephone ringing", "a ringing phone"], ["a telephone rings", "a phone is ringing"]),
+    "glass breaking": _t(["glass breaking", "shattering glass"], ["glass breaks", "glass shatters"]),
+    "hammering": _t(
+        ["hammering", "metal clanking", "a pickaxe striking stone"],
+        ["someone hammers", "a hammer strikes metal", "a pickaxe hits rock"],
+    ),
+    "wood chopping": _t(
+        ["wood being chopped", "sawing", "an axe chopping wood"],
+        ["someone chops wood", "a saw cuts wood", "an axe splits wood"],
+    ),
+    "sword clashing": _t(
+        ["swords clashing", "clanging blades", "a sword fight"], ["swords clash", "blades clang together"]
+    ),
+    "bow and arrow": _t(
+        ["an arrow being shot", "a bow twanging", "arrows whooshing"],
+        ["an arrow flies", "a bow is fired", "an arrow whooshes past"],
+    ),
+    "gunshot": _t(["a gunshot", "gunfire", "shots being fired"], ["a gun fires", "shots ring out", "a gun goes off"]),
+    "explosion": _t(["an explosion", "a blast", "a loud boom"], ["something explodes", "a bomb explodes"]),
+    "car engine": _t(
+        ["a car engine", "an idling engine", "traffic", "a truck engine"],
+        ["a car engine runs", "an engine revs", "a car drives by", "a truck pulls away"],
+    ),
+    "car horn": _t(["a car horn", "honking", "a horn beeping"], ["a car horn honks", "a car honks", "a horn beeps"]),
+    "train": _t(
+        ["a train", "a passing train", "a train whistle", "a locomotive"],
+        ["a train passes", "a train rumbles by", "a train whistle blows"],
+    ),
+    "airplane": _t(
+        ["an airplane", "a jet engine", "a plane taking off"],
+        ["an airplane flies over", "a jet takes off", "a plane roars overhead"],
+    ),
+    "helicopter": _t(
+        ["a helicopter", "helicopter rotors", "a hovering helicopter"], ["a helicopter flies by", "rotor blades whir"]
+    ),
+    "siren": _t(["a siren", "an emergency siren", "a wailing siren"], ["a siren wails", "a siren blares"]),
+    "applause": _t(
+        ["applause", "a crowd cheering", "clapping"],
+        ["a crowd applauds", "people clap and cheer", "an audience claps"],
+    ),
+    "laughter": _t(["laughter", "someone laughing", "a laugh"], ["someone laughs", "a person is laughing"]),
+    "screaming": _t(
+        ["a scream", "someone screaming", "a cry of pain"], ["someone screams", "a person cries out", "a man yells"]
+    ),
+    "coughing": _t(["coughing", "a cough", "someone coughing"], ["someone coughs", "a person is coughing"]),
+    "snoring": _t(["snoring", "someone snoring"], ["someone snores", "a person is snoring"]),
+    "heartbeat": _t(["a heartbeat", "a beating heart"], ["a heart beats", "a heart is beating"]),
+    "speech": _t(
+        ["speech", "a person speaking", "someone talking", "a voice"],
+        ["a person speaks", "someone talks", "a man speaks", "a woman speaks"],
+        ["a person is speaking", "a voice saying a few words"],
+    ),
+    "telephone speech": _t(
+        ["speech over a telephone", "a voice on the phone", "a recorded phone message"],
+        ["a voice speaks over the telephone", "a recorded voice speaks"],
+        ["a telephone voice prompt", "an automated phone message"],
+    ),
+    "music": _t(
+        ["music", "a piece of music", "background music", "a melody"],
+        ["music plays", "a song plays", "a melody is playing"],
+        ["instrumental music", "a game soundtrack"],
+    ),
+    "musical instrument": _t(
+        ["a musical instrument", "a note played on an instrument", "a drum hit"],
+        ["an instrument plays a note", "a drum is hit", "a note sounds"],
+    ),
+}
+
+CLASSES: list[str] = sorted(CLASS_TEXT)
+"""Canonical class names (the ``labels`` of the manifest), speech and music included."""
+
+SPEECH_MUSIC_CLASSES = frozenset({"speech", "telephone speech", "music", "musical instrument"})
+"""Classes that are not sound events; the dataset caps how often they are drawn."""
+
+BACKGROUND_CLASSES = frozenset({"rain", "wind", "flowing water", "ocean waves", "fire crackling", "insects buzzing"})
+"""Classes that sound like an ambience; mixtures prefer them as the background."""
+
+PARAPHRASE_PROMPTS: dict[str, list[str]] = {
+    "dog barking": ["a canine yapping", "woof woof from a hound"],
+    "cat meowing": ["a kitty mewing", "a feline calling out"],
+    "birds chirping": ["songbirds tweeting at dawn", "warbling of small birds"],
+    "cow mooing": ["a bovine lowing in a field", "cattle calling"],
+    "sheep bleating": ["a lamb baaing", "a flock calling baa"],
+    "horse": ["a stallion whinnying", "hoofbeats of a steed"],
+    "chicken": ["poultry clucking in a coop", "a cockerel calling at sunrise"],
+    "pig grunting": ["a hog snorting", "swine snuffling in mud"],
+    "duck quacking": ["waterfowl quacking on a pond", "a mallard calling"],
+    "large animal roaring": ["a big cat's roar", "a pachyderm's trumpet call"],
+    "wolf howling": ["a lone wolf baying at the moon", "a canine howl in the wild"],
+    "frogs croaking": ["amphibians ribbiting by a pond", "toads calling at night"],
+    "insects buzzing": ["the drone of a bumblebee", "mosquitoes whining"],
+    "rain": ["a downpour drumming on the ground", "drizzle pattering"],
+    "wind": ["a breeze gusting", "a gale whistling"],
+    "thunder": ["a storm rumbling overhead", "a booming thunderstorm"],
+    "flowing water": ["a creek gurgling", "a brook burbling over stones"],
+    "ocean waves": ["surf rolling onto a beach", "breakers on the coast"],
+    "water splashing": ["something plopping into a pool", "liquid sloshing"],
+    "fire crackling": ["a campfire popping", "logs burning in a fireplace"],
+    "footsteps": ["a person strolling", "somebody's shoes stepping"],
+    "door": ["a hinge creaking as a door swings", "a door being shut"],
+    "typing": ["fingers tapping computer keys", "clacking of a keyboard"],
+    "clock ticking": ["the tick-tock of a timepiece", "a wall clock counting seconds"],
+    "bell ringing": ["chimes tolling", "a church bell pealing"],
+    "telephone ringing": ["a phone's ringtone", "an old telephone trilling"],
+    "glass breaking": ["a window smashing", "a bottle shattering"],
+    "hammering": ["a blacksmith striking an anvil", "metal being pounded"],
+    "wood chopping": ["a lumberjack splitting logs", "a handsaw cutting timber"],
+    "sword clashing": ["steel blades ringing in a duel", "fencing with metal swords"],
+    "bow and arrow": ["an archer loosing an arrow", "a bowstring snapping"],
+    "gunshot": ["a rifle being discharged", "pistol shots"],
+    "explosion": ["a detonation", "a bomb going off"],
+    "car engine": ["a motor vehicle accelerating", "an automobile idling"],
+    "car horn": ["a vehicle tooting", "a motorist beeping"],
+    "train": ["a railway locomotive passing", "a steam engine chugging"],
+    "airplane": ["an aircraft overhead", "a jetliner departing"],
+    "helicopter": ["a chopper hovering", "the whirring of a rotorcraft"],
+    "siren": ["an ambulance alarm", "a police car wailing"],
+    "applause": ["an audience giving an ovation", "spectators clapping hands"],
+    "laughter": ["giggling and chuckling", "a person cracking up"],
+    "screaming": ["a shriek of terror", "someone wailing in agony"],
+    "coughing": ["a person clearing their throat", "hacking coughs"],
+    "snoring": ["a sleeper breathing noisily", "someone sawing logs in their sleep"],
+    "heartbeat": ["a pulse thumping", "the lub-dub of a heart"],
+    "speech": ["somebody saying something", "a human voice conversing"],
+    "telephone speech": ["a narrow-band phone voice", "an answering machine message"],
+    "music": ["a tune being performed", "a soundtrack playing"],
+    "musical instrument": ["a single tone from an instrument", "a percussion sample"],
+}
+
+_SENTENCE_FRAMES = ("{n}", "the sound of {n}", "{n} can be heard", "{c}", "{c} nearby", "{c} in the distance")
+_MIX_FRAMES = (
+    "{ca} while {cb}",
+    "{ca} as {cb}",
+    "{na} with {nb} in the background",
+    "{na} and {nb}",
+    "{ca}, and {cb} in the background",
+    "{ca} over the sound of {nb}",
+)
+
+
+@dataclass(frozen=True)
+class Detail:
+    """What a file name or written description adds to a class: a noun phrase and/or a clause."""
+
+    noun: str | None = None
+    clause: str | None = None
+
+
+_FOOTSTEP_SURFACES = {
+    "gravel": "gravel",
+    "grass": "grass",
+    "rock": "stone",
+    "stone": "stone",
+    "sand": "sand",
+    "snow": "snow",
+    "wood": "a wooden floor",
+    "dirt": "dirt",
+    "water": "water",
+    "ice": "ice",
+    "icy": "ice",
+    "hard": "a hard floor",
+}
+_INSTRUMENTS = {
+    "kick": "a kick drum",
+    "snare": "a snare drum",
+    "hihat": "a hi-hat",
+    "hat": "a hi-hat",
+    "cymbal": "a cymbal",
+    "crash": "a crash cymbal",
+    "ride": "a ride cymbal",
+    "tom": "a tom drum",
+    "clap": "a hand clap",
+    "cowbell": "a cowbell",
+    "tabla": "a tabla",
+    "piano": "a piano",
+    "guitar": "a guitar",
+    "violin": "a violin",
+    "harp": "a harp",
+    "trumpet": "a trumpet",
+    "xylofon": "a xylophone",
+    "xylophone": "a xylophone",
+    "bass": "a bass",
+    "flute": "a flute",
+    "saxophone": "a saxophone",
+    "organ": "an organ",
+    "bell": "a bell",
+}
+_WEATHER_WORDS = {"leaves": "wind rustling leaves", "storm": "a storm"}
+
+
+def _words(source_path: str) -> list[str]:
+    stem = source_path.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
+    return [w for w in re.split(r"[^a-z]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", stem).lower()) if w]
+
+
+def clip_detail(label: str, source_path: str, description: str | None = None) -> Detail | None:
+    """Details that the file name (or OpenTTD's written description) adds to a clip of class ``label``.
+
+    Examples: ``footsteps`` + ``fs_gravel3.ogg`` -> "footsteps on gravel"; ``musical instrument`` +
+    ``snare05.ogg`` -> "a snare drum"; an OpenTTD description "Steam train station departure" -> "a steam
+    train station departure".
+    """
+    words = _words(source_path)
+    if label == "footsteps":
+        for word in words:
+            if word in _FOOTSTEP_SURFACES:
+                surface = _FOOTSTEP_SURFACES[word]
+                return Detail(f"footsteps on {surface}", f"someone walks on {surface}")
+    if label == "musical instrument":
+        for word in words:
+            for key, name in _INSTRUMENTS.items():
+                if word == key or (len(key) > 4 and word.startswith(key)):
+                    return Detail(name, f"{name} plays")
+    if label == "wind":
+        for word in words:
+            if word.startswith("windleaves") or word == "leaves":
+                return Detail("wind rustling leaves", "wind rustles the leaves")
+    if description:
+        text = description.split('"')[1] if description.count('"') >= 2 else description
+        text = re.sub(r"^(toyland|tropical|lumber mill):\s*", "", text.strip(), flags=re.I)
+        text = re.sub(r"\s*\(\d+\)$", "", text).strip().lower()
+        if text and not text.startswith("unused"):
+            article = "an" if text[0] in "aeiou" else "a"
+            return Detail(f"{article} {text}", None)
+    return None
+
+
+def _pick(rng: np.random.Generator, options: tuple[str, ...] | list[str]) -> str:
+    return options[int(rng.integers(len(options)))]
+
+
+def _text(label: str) -> ClassText:
+    try:
+        return CLASS_TEXT[label]
+    except KeyError:
+        raise KeyError(f"unknown class {label!r}; known: {', '.join(CLASSES)}") from None
+
+
+def class_prompt(label: str) -> str:
+    """The zero-shot prompt for a class: ``"the sound of <first noun phrase>"`` (e.g. "the sound of rain")."""
+    return f"the sound of {_text(label).nouns[0]}"
+
+
+def captions_for(label: str, rng: np.random.Generator, detail: Detail | None = None) -> str:
+    """One random natural caption for a single-class clip (uses ``detail`` half of the time when given)."""
+    text = _text(label)
+    if detail is not None and rng.random() < 0.5:
+        noun = detail.noun or _pick(rng, text.nouns)
+        clause = detail.clause or noun
+        frame = _pick(rng, _SENTENCE_FRAMES)
+        return frame.format(n=noun, c=clause)
+    if text.sentences and rng.random() < 0.25:
+        return _pick(rng, text.sentences)
+    return _pick(rng, _SENTENCE_FRAMES).format(n=_pick(rng, text.nouns), c=_pick(rng, text.clauses))
+
+
+def all_captions(label: str, detail: Detail | None = None) -> list[str]:
+    """The fixed caption list written into the manifest for a clip (detail first, then class phrasings)."""
+    text = _text(label)
+    out: list[str] = []
+    if detail is not None:
+        out += [d for d in (detail.noun, detail.clause) if d]
+    out += [text.nouns[0], text.clauses[0], class_prompt(label), *text.sentences[:1]]
+    return list(dict.fromkeys(out))
+
+
+def mixture_caption(
+    label_a: str,
+    label_b: str,
+    rng: np.random.Generator,
+    detail_a: Detail | None = None,
+    detail_b: Detail | None = None,
+) -> str:
+    """A caption for ``label_a`` (the foreground event) mixed over ``label_b`` (the background).
+
+    e.g. "a dog barks while rain falls", "footsteps on gravel with wind in the background".
+    """
+    ta, tb = _text(label_a), _text(label_b)
+    na = detail_a.noun if detail_a and detail_a.noun and rng.random() < 0.5 else _pick(rng, ta.nouns)
+    ca = detail_a.clause if detail_a and detail_a.clause and rng.random() < 0.5 else _pick(rng, ta.clauses)
+    nb = detail_b.noun if detail_b and detail_b.noun and rng.random() < 0.5 else _pick(rng, tb.nouns)
+    cb = detail_b.clause if detail_b and detail_b.clause and rng.random() < 0.5 else _pick(rng, tb.clauses)
+    return _pick(rng, _MIX_FRAMES).format(na=na, ca=ca, nb=nb, cb=cb)

@@ -1,0 +1,212 @@
+"""Readers (and tiny writers, for test fixtures) for the two game containers the corpus pulls sounds out of.
+
+* Qt resource files (``.rcc``, gcompris): a header, a tree of nodes, a name table and a data table. File
+  entries may be stored raw, ``qCompress``-ed (4-byte big-endian length + zlib stream) or zstd-compressed.
+* OpenTTD sound banks (``.cat``, openttd-opensfx): a table of ``(offset, size)`` little-endian pairs (the
+  high bit of each offset set in the "new" format); at each offset a length-prefixed, NUL-terminated
+  description (opensfx puts the licence in it), then ``size`` bytes of RIFF/WAVE file.
+
+Both readers work on bytes in memory (the files are a few MB) and raise :class:`ContainerError` on anything
+malformed, so a corrupt container is reported and skipped by the builder instead of crashing it.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from tta.errors import TTAError
+
+RCC_MAGIC = b"qres"
+_RCC_COMPRESSED = 0x01
+_RCC_DIRECTORY = 0x02
+_RCC_ZSTD = 0x04
+
+
+class ContainerError(TTAError):
+    """A container file is truncated, has a bad magic, or an entry cannot be decompressed."""
+
+
+# ----------------------------------------------------------------------------------------------- Qt .rcc
+
+
+def _u16(buf: bytes, pos: int) -> int:
+    if pos + 2 > len(buf):
+        raise ContainerError("rcc: read past end of file")
+    return struct.unpack_from(">H", buf, pos)[0]
+
+
+def _u32(buf: bytes, pos: int) -> int:
+    if pos + 4 > len(buf):
+        raise ContainerError("rcc: read past end of file")
+    return struct.unpack_from(">I", buf, pos)[0]
+
+
+def _rcc_name(buf: bytes, names_off: int, name_off: int) -> str:
+    pos = names_off + name_off
+    length = _u16(buf, pos)
+    raw = buf[pos + 6 : pos + 6 + 2 * length]  # skip the 4-byte hash
+    if len(raw) != 2 * length:
+        raise ContainerError("rcc: truncated name table")
+    return raw.decode("utf-16-be")
+
+
+def _rcc_payload(buf: bytes, data_off: int, offset: int, flags: int) -> bytes:
+    pos = data_off + offset
+    size = _u32(buf, pos)
+    blob = buf[pos + 4 : pos + 4 + size]
+    if len(blob) != size:
+        raise ContainerError("rcc: truncated data entry")
+    if flags & _RCC_COMPRESSED:
+        if len(blob) < 4:
+            raise ContainerError("rcc: compressed entry too short")
+        try:
+            return zlib.decompress(blob[4:])
+        except zlib.error as err:
+            raise ContainerError(f"rcc: bad zlib entry: {err}") from err
+    if flags & _RCC_ZSTD:
+        try:
+            import zstandard
+        except ImportError as err:
+            raise ContainerError("rcc: zstd-compressed entry needs `pip install zstandard`") from err
+        try:
+            return zstandard.ZstdDecompressor().decompress(blob, max_output_size=1 << 30)
+        except zstandard.ZstdError as err:
+            raise ContainerError(f"rcc: bad zstd entry: {err}") from err
+    return blob
+
+
+def read_rcc(buf: bytes) -> dict[str, bytes]:
+    """Every file in a Qt ``.rcc`` resource, decompressed.
+
+    Args:
+        buf: the whole ``.rcc`` file.
+
+    Returns:
+        ``{path: bytes}`` with paths like ``"gcompris/src/activities/x/resource/dog.ogg"`` (no leading slash).
+    """
+    if buf[:4] != RCC_MAGIC:
+        raise ContainerError("rcc: bad magic (not a Qt resource file)")
+    version = _u32(buf, 4)
+    tree_off, data_off, names_off = _u32(buf, 8), _u32(buf, 12), _u32(buf, 16)
+    node_size = 14 if version < 2 else 22
+    files: dict[str, bytes] = {}
+    stack: list[tuple[int, str]] = [(0, "")]
+    seen: set[int] = set()
+    while stack:
+        index, prefix = stack.pop()
+        if index in seen:
+            raise ContainerError("rcc: cyclic tree")
+        seen.add(index)
+        pos = tree_off + index * node_size
+        flags = _u16(buf, pos + 4)
+        name = "" if index == 0 else _rcc_name(buf, names_off, _u32(buf, pos))
+        path = f"{prefix}/{name}" if prefix else name
+        if flags & _RCC_DIRECTORY:
+            count, first = _u32(buf, pos + 6), _u32(buf, pos + 10)
+            stack.extend((first + k, path) for k in range(count))
+        else:
+            files[path] = _rcc_payload(buf, data_off, _u32(buf, pos + 10), flags)
+    return files
+
+
+@dataclass
+class _Node:
+    name: str
+    children: dict[str, _Node] | None = None  # None for a file
+    data: bytes = b""
+
+
+def write_rcc(files: dict[str, bytes], compress: bool = True) -> bytes:
+    """Build a version-2 Qt ``.rcc`` holding ``files`` (``{path: bytes}``); used to make test fixtures.
+
+    With ``compress`` each entry is stored qCompress-style (4-byte big-endian length + zlib stream).
+    """
+    root = _Node("", {})
+    for path, data in files.items():
+        node = root
+        parts = [p for p in path.split("/") if p]
+        for part in parts[:-1]:
+            node = node.children.setdefault(part, _Node(part, {}))
+        node.children[parts[-1]] = _Node(parts[-1], None, data)
+
+    # Breadth-first numbering: a directory's children are consecutive nodes.
+    order: list[_Node] = [root]
+    first_child: dict[int, int] = {}
+    i = 0
+    while i < len(order):
+        node = order[i]
+        if node.children is not None:
+            first_child[id(node)] = len(order)
+            order.extend(sorted(node.children.values(), key=lambda n: n.name))
+        i += 1
+
+    names, data, tree = bytearray(), bytearray(), bytearray()
+    for node in order:
+        name_off = len(names)
+        encoded = node.name.encode("utf-16-be")
+        names += struct.pack(">HI", len(node.name), 0) + encoded
+        if node.children is not None:
+            tree += struct.pack(">IHII", name_off, _RCC_DIRECTORY, len(node.children), first_child[id(node)])
+        else:
+            payload = struct.pack(">I", len(node.data)) + zlib.compress(node.data) if compress else node.data
+            tree += struct.pack(">IHHHI", name_off, _RCC_COMPRESSED if compress else 0, 0, 0, len(data))
+            data += struct.pack(">I", len(payload)) + payload
+        tree += struct.pack(">Q", 0)  # last-modified (version 2)
+    header_size = 20
+    tree_off = header_size
+    data_off = tree_off + len(tree)
+    names_off = data_off + len(data)
+    header = RCC_MAGIC + struct.pack(">IIII", 2, tree_off, data_off, names_off)
+    return bytes(header + tree + data + names)
+
+
+# ------------------------------------------------------------------------------------------ OpenTTD .cat
+
+
+@dataclass(frozen=True)
+class CatSound:
+    """One sound of an OpenTTD bank: its index, written description and RIFF/WAVE bytes."""
+
+    index: int
+    description: str
+    wav: bytes
+
+
+def read_cat(buf: bytes) -> list[CatSound]:
+    """Every sound in an OpenTTD ``.cat`` bank, in table order.
+
+    Args:
+        buf: the whole ``.cat`` file.
+    """
+    if len(buf) < 8:
+        raise ContainerError("cat: file too short")
+    table_size = struct.unpack_from("<I", buf, 0)[0] & 0x7FFFFFFF
+    if table_size == 0 or table_size % 8 or table_size > len(buf):
+        raise ContainerError("cat: bad offset table")
+    sounds = []
+    for index in range(table_size // 8):
+        offset, size = struct.unpack_from("<II", buf, 8 * index)
+        offset &= 0x7FFFFFFF
+        if offset >= len(buf):
+            raise ContainerError(f"cat: entry {index} starts past the end of the file")
+        name_len = buf[offset]
+        description = buf[offset + 1 : offset + 1 + name_len].split(b"\0", 1)[0].decode("latin-1").strip()
+        start = offset + 1 + name_len
+        wav = buf[start : start + size]
+        if len(wav) != size:
+            raise ContainerError(f"cat: entry {index} truncated")
+        sounds.append(CatSound(index, description, wav))
+    return sounds
+
+
+def write_cat(sounds: list[tuple[str, bytes]]) -> bytes:
+    """Build an OpenTTD ``.cat`` bank from ``[(description, wav_bytes), ...]``; used to make test fixtures."""
+    table_size = 8 * len(sounds)
+    table, body = bytearray(), bytearray()
+    for description, wav in sounds:
+        name = description.encode("latin-1") + b"\0"
+        table += struct.pack("<II", (table_size + len(body)) | 0x80000000, len(wav))
+        body += bytes([len(name)]) + name + wav
+    return bytes(table + body)

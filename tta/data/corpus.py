@@ -1,0 +1,350 @@
+"""``tta data build``: Debian packages -> de-duplicated 16 kHz mono FLAC clips + ``manifest.jsonl``.
+
+Layout of a corpus root::
+
+    debs/<package>_<version>_all.deb   downloads (kept, so a rebuild needs no network)
+    audio/<id>.flac                     16 kHz mono, 16-bit
+    state/<package>.json                per-package progress: what was converted and what was skipped
+    manifest.jsonl                      one clip per line (see :func:`build_corpus`)
+    summary.json, LICENSES.md           counts, skips with reasons, licences per package
+
+The build goes package by package (sorted by name): fetch, unpack the wanted members to a scratch folder,
+read each listed recording (containers included), convert it in at most ``workers`` processes, record it,
+delete the scratch folder. A package whose state file matches the current selection and whose FLAC files
+are all present is not touched again, so an interrupted build resumes where it stopped and a finished one
+is a no-op. Every row that does not make it into the manifest is counted with its reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from tta.audio.io import SAMPLE_RATE, write_atomic
+from tta.data.captions import all_captions, clip_detail
+from tta.data.containers import ContainerError
+from tta.data.convert import Converted, convert_clip
+from tta.data.resolve import Found, MissingMember, PackageFiles, container_names, wanted_paths
+from tta.data.sources import (
+    RESERVED_PACKAGES,
+    PackageError,
+    SourceRow,
+    check_deb,
+    extract_members,
+    fetch_deb,
+    find_deb,
+    load_sources,
+)
+from tta.data.splits import assign_splits
+from tta.errors import InputError
+
+STATE_VERSION = 1
+
+
+@dataclass
+class BuildConfig:
+    """What to build and where.
+
+    Attributes:
+        out: corpus root.
+        debs_dir: where ``.deb`` files are downloaded/looked up (default ``<out>/debs``).
+        sources: sources TSV (default: the one shipped with tta).
+        max_per_label: cap on recordings per class (rows are taken in md5 order, so the choice is stable).
+        max_seconds: keep at most this many seconds of each recording.
+        max_seconds_per_label: per-class override of ``max_seconds`` (long music tracks).
+        min_seconds: recordings shorter than this are skipped ("too short").
+        workers: conversion processes (1 = in this process).
+        packages: only these packages (None: all listed).
+        labels: only these classes (None: all).
+        download: fetch missing packages with apt-get (False: use only ``.deb`` files already present).
+        keep_extracted: keep the scratch folders of unpacked packages.
+        valid, test: split fractions.
+    """
+
+    out: Path
+    debs_dir: Path | None = None
+    sources: Path | None = None
+    max_per_label: dict[str, int] = field(
+        default_factory=lambda: {"speech": 300, "telephone speech": 100, "music": 40, "musical instrument": 200}
+    )
+    max_seconds: float = 180.0
+    max_seconds_per_label: dict[str, float] = field(default_factory=lambda: {"music": 60.0})
+    min_seconds: float = 0.05
+    workers: int = 2
+    packages: list[str] | None = None
+    labels: list[str] | None = None
+    download: bool = True
+    keep_extracted: bool = False
+    valid: float = 0.1
+    test: float = 0.1
+
+
+@dataclass
+class Skip:
+    """A listed recording that did not make it into the corpus, and why."""
+
+    package: str
+    path: str
+    label: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class BuildResult:
+    """What :func:`build_corpus` produced."""
+
+    root: Path
+    records: list[dict]
+    skipped: list[Skip]
+    packages_reused: list[str]
+
+
+# ---------------------------------------------------------------------------------------------- selection
+
+
+def clip_id(row: SourceRow) -> str:
+    """A stable id from the class, package and path: ``dog_barking-1f3a5c7e9b``."""
+    slug = re.sub(r"[^a-z0-9]+", "_", row.label.lower()).strip("_")
+    return f"{slug}-{hashlib.sha1(f'{row.package}:{row.path}'.encode()).hexdigest()[:10]}"
+
+
+def select_rows(rows: list[SourceRow], config: BuildConfig) -> list[SourceRow]:
+    """The rows to build: filters, reserved packages out, per-class caps applied in md5 order."""
+    count: dict[str, int] = defaultdict(int)
+    chosen = []
+    for row in sorted(rows, key=lambda r: (r.md5, r.package, r.path)):
+        if row.package in RESERVED_PACKAGES:
+            continue
+        if config.packages is not None and row.package not in config.packages:
+            continue
+        if config.labels is not None and row.label not in config.labels:
+            continue
+        cap = config.max_per_label.get(row.label)
+        if cap is not None and count[row.label] >= cap:
+            continue
+        count[row.label] += 1
+        chosen.append(row)
+    return chosen
+
+
+# ------------------------------------------------------------------------------------------------- state
+
+
+def _selection_key(rows: list[SourceRow], config: BuildConfig) -> str:
+    h = hashlib.sha1(f"v{STATE_VERSION}|{config.max_seconds}|{config.min_seconds}|{SAMPLE_RATE}".encode())
+    for row in sorted(rows, key=lambda r: r.path):
+        limit = config.max_seconds_per_label.get(row.label, config.max_seconds)
+        h.update(f"|{row.path}|{row.label}|{limit}".encode())
+    return h.hexdigest()
+
+
+def _load_state(path: Path, key: str, audio_dir: Path) -> dict | None:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if state.get("key") != key:
+        return None
+    if not all((audio_dir / f"{rec['id']}.flac").is_file() for rec in state["records"]):
+        return None
+    return state
+
+
+# -------------------------------------------------------------------------------------------- conversion
+
+
+def _convert_all(
+    jobs: list[tuple[SourceRow, Found]], config: BuildConfig, pool: ProcessPoolExecutor | None
+) -> Iterator[tuple[SourceRow, Found, Converted]]:
+    def args(row: SourceRow, found: Found) -> tuple:
+        limit = config.max_seconds_per_label.get(row.label, config.max_seconds)
+        return (found.data, found.suffix, SAMPLE_RATE, limit, config.min_seconds)
+
+    if pool is None:
+        for row, found in jobs:
+            yield row, found, convert_clip(*args(row, found))
+        return
+    futures = [(row, found, pool.submit(convert_clip, *args(row, found))) for row, found in jobs]
+    for row, found, fut in futures:
+        yield row, found, fut.result()
+
+
+def _record(row: SourceRow, found: Found, conv: Converted, md5: str) -> dict:
+    cid = clip_id(row)
+    detail = clip_detail(row.label, row.path, found.description)
+    rec = {
+        "id": cid,
+        "path": f"audio/{cid}.flac",
+        "source_package": row.package,
+        "source_path": row.path,
+        "license": found.license or row.license,
+        "labels": [row.label],
+        "captions": all_captions(row.label, detail),
+        "duration": round(conv.duration, 4),
+        "md5": md5,
+        "split": "",
+    }
+    if found.description:
+        rec["description"] = found.description
+    return rec
+
+
+def _open_package(
+    package: str, rows: list[SourceRow], config: BuildConfig, scratch: Path
+) -> tuple[PackageFiles | None, str]:
+    """Fetch and unpack one package (retrying once over a corrupt download). Returns (files, error)."""
+    debs_dir = config.debs_dir or config.out / "debs"
+    for attempt in range(2):
+        try:
+            deb = fetch_deb(package, debs_dir) if config.download else find_deb(package, debs_dir)
+            if deb is None:
+                return None, "package unavailable: no .deb present and downloads are off"
+            check_deb(deb)
+            shutil.rmtree(scratch, ignore_errors=True)
+            extract_members(deb, wanted_paths(rows), container_names(rows), scratch)
+            return PackageFiles(scratch), ""
+        except PackageError as err:
+            shutil.rmtree(scratch, ignore_errors=True)
+            deb = find_deb(package, debs_dir)
+            if attempt == 0 and config.download and deb is not None:
+                deb.unlink()  # a half-downloaded or corrupt file: fetch it again once
+                continue
+            kind = "package corrupt" if deb is not None else "package unavailable"
+            return None, f"{kind}: {err}"
+    return None, "package unavailable"
+
+
+def _build_package(
+    package: str,
+    rows: list[SourceRow],
+    config: BuildConfig,
+    seen_md5: set[str],
+    seen_pcm: set[str],
+    pool: ProcessPoolExecutor | None,
+) -> dict:
+    """Convert one package's rows; returns its state (records + skips)."""
+    scratch = config.out / "extract" / package
+    skips: list[Skip] = []
+    records: list[dict] = []
+    files, error = _open_package(package, rows, config, scratch)
+    if files is None:
+        reason, _, detail = error.partition(": ")
+        skips = [Skip(package, r.path, r.label, reason, detail) for r in rows]
+        return {"records": [], "skipped": [asdict(s) for s in skips], "complete": False}
+    jobs: list[tuple[SourceRow, Found]] = []
+    try:
+        for row in rows:
+            try:
+                found = files.read(row)
+            except MissingMember:
+                skips.append(Skip(package, row.path, row.label, "missing in package"))
+                continue
+            except ContainerError as err:
+                skips.append(Skip(package, row.path, row.label, "container error", str(err)))
+                continue
+            md5 = hashlib.md5(found.data).hexdigest()
+            if md5 in seen_md5:
+                skips.append(Skip(package, row.path, row.label, "duplicate", md5))
+                continue
+            seen_md5.add(md5)
+            jobs.append((row, found))
+    finally:
+        files.close()
+    audio_dir = config.out / "audio"
+    bar = tqdm(total=len(jobs), desc=f"  {package}", unit="clip", leave=False)
+    for row, found, conv in _convert_all(jobs, config, pool):
+        bar.update(1)
+        if conv.error:
+            skips.append(Skip(package, row.path, row.label, conv.error, conv.detail))
+            continue
+        if conv.pcm_md5 in seen_pcm:
+            skips.append(
+                Skip(package, row.path, row.label, "duplicate", f"same audio as another clip ({conv.pcm_md5})")
+            )
+            continue
+        seen_pcm.add(conv.pcm_md5)
+        rec = _record(row, found, conv, hashlib.md5(found.data).hexdigest())
+        rec["pcm_md5"] = conv.pcm_md5
+        write_atomic(audio_dir / f"{rec['id']}.flac", conv.flac)
+        records.append(rec)
+    bar.close()
+    if not config.keep_extracted:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"records": records, "skipped": [asdict(s) for s in skips], "complete": True}
+
+
+# ------------------------------------------------------------------------------------------------ build
+
+
+def build_corpus(config: BuildConfig) -> BuildResult:
+    """Build (or resume, or confirm) the corpus described by ``config``; see the module docstring.
+
+    Each manifest line is ``{"id", "path" (relative to the root), "source_package", "source_path",
+    "license", "labels", "captions", "duration" (s), "md5" (of the source file), "split"}`` (+ ``pcm_md5``,
+    and ``description`` for clips whose container describes them in words).
+
+    Raises:
+        InputError: the selection is empty (bad filters or an empty sources list).
+    """
+    out = Path(config.out)
+    config.out = out
+    rows = select_rows(load_sources(config.sources), config)
+    if not rows:
+        raise InputError("nothing to build: the sources list and filters select no recording")
+    by_package: dict[str, list[SourceRow]] = defaultdict(list)
+    for row in rows:
+        by_package[row.package].append(row)
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    (out / "state").mkdir(parents=True, exist_ok=True)
+
+    seen_md5: set[str] = set()
+    seen_pcm: set[str] = set()
+    records: list[dict] = []
+    skipped: list[Skip] = []
+    reused: list[str] = []
+    pool = ProcessPoolExecutor(max_workers=config.workers) if config.workers > 1 else None
+    try:
+        for package in tqdm(sorted(by_package), desc="packages", unit="pkg"):
+            pkg_rows = by_package[package]
+            key = _selection_key(pkg_rows, config)
+            state_path = out / "state" / f"{package}.json"
+            state = _load_state(state_path, key, out / "audio")
+            if state is not None and state.get("complete"):
+                reused.append(package)
+            else:
+                state = _build_package(package, pkg_rows, config, seen_md5, seen_pcm, pool)
+                state["key"] = key
+                write_atomic(state_path, json.dumps(state))
+            for rec in state["records"]:
+                seen_md5.add(rec["md5"])
+                seen_pcm.add(rec.get("pcm_md5", ""))
+            records += state["records"]
+            skipped += [Skip(**s) for s in state["skipped"]]
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+    splits = assign_splits({r["md5"]: r["labels"] for r in records}, valid=config.valid, test=config.test)
+    for rec in records:
+        rec["split"] = splits[rec["md5"]]
+    records.sort(key=lambda r: r["id"])
+    write_atomic(out / "manifest.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    _remove_orphans(out / "audio", {r["id"] for r in records})
+    return BuildResult(out, records, skipped, reused)
+
+
+def _remove_orphans(audio_dir: Path, ids: set[str]) -> None:
+    """Delete FLAC files no manifest line points at (left by an older selection) and temp files."""
+    for path in audio_dir.iterdir():
+        if path.suffix == ".tmp" or (path.suffix == ".flac" and path.stem not in ids):
+            path.unlink(missing_ok=True)
