@@ -150,3 +150,15 @@ def test_cli_train_clap_parses_and_reports_a_missing_corpus(tmp_path, capsys):
     assert args.stage == "clap" and args.max_steps == 3 and not args.resume and args.overrides == ["lr=1e-4"]
     code = main(["train", "clap", "--corpus", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--no-progress"])
     assert code == 2 and "no corpus" in capsys.readouterr().err
+
+
+def test_our_paraphrases_cover_every_class_and_differ_from_training_captions():
+    captions = pytest.importorskip("tta.data.captions")
+    from tta.evaluation.clap_zero_shot import PARAPHRASES
+
+    assert set(PARAPHRASES) == set(captions.CLASSES)
+    rng = np.random.default_rng(0)
+    for label, phrases in PARAPHRASES.items():
+        seen = {captions.captions_for(label, rng) for _ in range(300)} | set(captions.all_captions(label))
+        seen |= set(captions.PARAPHRASE_PROMPTS.get(label, ()))
+        assert not seen & set(phrases), label

@@ -65,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _eval_clap(args: argparse.Namespace) -> int:
-    from tta.data.captions import CLASSES, class_prompt
+    from tta.data.captions import CLASSES, PARAPHRASE_PROMPTS, class_prompt
     from tta.data.splits import HELD_OUT_PAIRS
     from tta.evaluation.clap_zero_shot import evaluate_clap, load_split
     from tta.models.clap import load_clap
@@ -74,7 +74,15 @@ def _eval_clap(args: argparse.Namespace) -> int:
     clap = load_clap(args.model)
     corpus = args.corpus or cache_dir() / "corpus"
     items = load_split(corpus, args.split)
-    metrics = evaluate_clap(clap, items, list(CLASSES), HELD_OUT_PAIRS, prompt_fn=class_prompt, per_class=True)
+    metrics = evaluate_clap(
+        clap,
+        items,
+        list(CLASSES),
+        HELD_OUT_PAIRS,
+        prompt_fn=class_prompt,
+        extra_paraphrases=PARAPHRASE_PROMPTS,
+        per_class=True,
+    )
     text = json.dumps({"split": args.split, **metrics}, indent=2)
     print(text)
     if args.json_out:

@@ -7,8 +7,10 @@ Metrics (``evaluate_clap``):
 
 * ``zero_shot_top1`` / ``zero_shot_top5``: single-source clips classified among all classes with the text
   prompts ``prompt_fn(class)`` ("the sound of {class}").
-* ``paraphrase_top1``: the same with :data:`PARAPHRASE_TEMPLATES`, phrasings that no training caption uses;
-  each class is represented by the mean of its normalised paraphrase embeddings.
+* ``paraphrase_top1``: the same with :data:`PARAPHRASES`, our own descriptions that no training caption
+  uses; each class is represented by the mean of its normalised paraphrase embeddings.
+  ``paraphrase2_top1``: the same with another set (``extra_paraphrases``, e.g. the data module's).
+* ``*_balanced_top1``: the mean of per-class accuracies (the split is dominated by a few classes).
 * ``retrieval_r1`` / ``retrieval_r5``: text->audio over the split's single-source clips, each clip's own
   first caption as the query; a hit is the query's own clip ranked in the top k (instance level), and
   ``retrieval_class_r1`` / ``_r5``: a hit is any clip of the query's class in the top k.
@@ -28,13 +30,65 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# Phrasings of "there is a {class} sound" that the caption templates of tta.data.captions do not use.
+# Our own descriptions of each class, worded unlike any training caption (tta.data.captions templates) and
+# unlike tta.data.captions.PARAPHRASE_PROMPTS, for the paraphrase-robustness test.
+PARAPHRASES: dict[str, tuple[str, ...]] = {
+    "dog barking": ("a pet dog giving loud barks", "the yelping of a hound"),
+    "cat meowing": ("a house cat crying for food", "mewling from a kitten"),
+    "birds chirping": ("little birds twittering in a garden", "a chorus of songbirds"),
+    "cow mooing": ("a cow in a barn calling out", "the low moo of cattle on a farm"),
+    "sheep bleating": ("a flock of sheep calling", "the baa of a lamb"),
+    "horse": ("a pony snorting and neighing", "clip-clop of a horse walking"),
+    "chicken": ("hens in a farmyard", "a cock-a-doodle-doo"),
+    "pig grunting": ("oinks from a pigsty", "a hog grunting loudly"),
+    "duck quacking": ("ducks calling on a lake", "a quack from a duck"),
+    "large animal roaring": ("the roar of a wild beast", "a tiger snarling"),
+    "wolf howling": ("wolves calling in the night", "a long howl from a wolf pack"),
+    "frogs croaking": ("a bullfrog calling from a marsh", "a pond full of frogs at night"),
+    "insects buzzing": ("a swarm of flies", "bees humming around a hive"),
+    "rain": ("raindrops hitting a window", "a rainy day outside"),
+    "wind": ("air rushing past", "a windy storm blowing outdoors"),
+    "thunder": ("a thunderstorm in the distance", "a crack of thunder during a storm"),
+    "flowing water": ("a river rushing over rocks", "water streaming down a creek"),
+    "ocean waves": ("the sea hitting the beach", "waves rolling in at the seaside"),
+    "water splashing": ("a splash in a bathtub", "water being poured and sloshed"),
+    "fire crackling": ("a bonfire burning", "the popping of burning logs"),
+    "footsteps": ("a person walking by", "shoes stepping on the floor"),
+    "door": ("a door being slammed shut", "someone opening a wooden door"),
+    "typing": ("someone writing on a computer keyboard", "tapping on keys of a typewriter"),
+    "clock ticking": ("the tick tock of a clock", "a watch ticking"),
+    "bell ringing": ("church bells ringing out", "a small bell tinkling"),
+    "telephone ringing": ("an incoming call ringing", "a landline phone ringing"),
+    "glass breaking": ("a glass smashing on the floor", "a window pane cracking into pieces"),
+    "hammering": ("someone banging with a hammer", "metal being struck repeatedly"),
+    "wood chopping": ("an axe hitting a log", "sawing through a plank of wood"),
+    "sword clashing": ("two knights fighting with swords", "metal weapons clanging in battle"),
+    "bow and arrow": ("an archer shooting", "the twang of a bowstring and a flying arrow"),
+    "gunshot": ("a pistol firing", "bullets being shot from a gun"),
+    "explosion": ("a huge blast going off", "a bomb detonating with a boom"),
+    "car engine": ("a car motor running", "a vehicle driving past on the road"),
+    "car horn": ("a driver honking the horn", "a car beeping its horn in traffic"),
+    "train": ("a railway train going past", "a locomotive on the tracks"),
+    "airplane": ("a jet flying overhead", "an aeroplane taking off from a runway"),
+    "helicopter": ("a helicopter flying overhead", "the chopping of helicopter blades"),
+    "siren": ("a police siren", "an ambulance siren going by"),
+    "applause": ("an audience clapping their hands", "a crowd giving applause"),
+    "laughter": ("people laughing out loud", "a giggle"),
+    "screaming": ("a person shrieking", "a loud yell of fear"),
+    "coughing": ("a person with a cough", "someone coughing repeatedly"),
+    "snoring": ("a person snoring in bed", "loud snores while sleeping"),
+    "heartbeat": ("the thump of a heart", "a pulse beating steadily"),
+    "speech": ("a man talking", "a voice saying some words"),
+    "telephone speech": ("a voice message heard through a phone", "an automated voice on a phone line"),
+    "music": ("a song with instruments", "a musical track playing"),
+    "musical instrument": ("one note played by an instrument", "a single strike on a drum"),
+}
+
+# Generic frames (used when a class has no entry in PARAPHRASES, e.g. in tests with other classes).
 PARAPHRASE_TEMPLATES: tuple[str, ...] = (
     "{} can be heard here",
     "listen closely and you will notice {}",
     "an audio recording in which {} is audible",
-    "what you hear is {}",
-    "somewhere nearby, {}",
 )
 
 
@@ -61,12 +115,23 @@ def embed_clips(clap, clips: Sequence[torch.Tensor], window_s: float = 5.0, max_
 
 
 @torch.no_grad()
-def class_text_embeddings(clap, classes: Sequence[str], templates: Sequence[str | Callable]) -> torch.Tensor:
-    """[C, D]: for each class, the renormalised mean of its prompts' embeddings (one prompt per template)."""
+def class_text_embeddings(clap, classes: Sequence[str], prompts) -> torch.Tensor:
+    """[C, D]: for each class, the renormalised mean of its prompts' embeddings.
+
+    ``prompts`` is a sequence of templates (``"... {} ..."`` strings or callables ``class -> str``), one
+    prompt per template and class, or a dict ``{class: [prompt, ...]}`` (a class missing from it gets
+    :data:`PARAPHRASE_TEMPLATES`).
+    """
+    if isinstance(prompts, dict):
+        per_class = []
+        for c in classes:
+            texts = list(prompts.get(c) or [t.format(c) for t in PARAPHRASE_TEMPLATES])
+            per_class.append(F.normalize(clap.encode_text(texts).cpu().mean(0), dim=-1))
+        return torch.stack(per_class)
     per_template = []
-    for t in templates:
-        prompts = [t(c) if callable(t) else t.format(c) for c in classes]
-        per_template.append(clap.encode_text(prompts).cpu())
+    for t in prompts:
+        texts = [t(c) if callable(t) else t.format(c) for c in classes]
+        per_template.append(clap.encode_text(texts).cpu())
     return F.normalize(torch.stack(per_template).mean(0), dim=-1)
 
 
@@ -157,7 +222,8 @@ def evaluate_clap(
     classes: Sequence[str],
     held_out_pairs: Sequence[tuple[str, str]] = (),
     prompt_fn: Callable[[str], str] = default_prompt,
-    paraphrases: Sequence[str | Callable] = PARAPHRASE_TEMPLATES,
+    paraphrases: dict | Sequence[str | Callable] | None = None,
+    extra_paraphrases: dict | None = None,
     mixtures_per_pair: int = 4,
     per_class: bool = False,
 ) -> dict:
@@ -170,9 +236,13 @@ def evaluate_clap(
     templated = class_text_embeddings(clap, classes, [prompt_fn])
     out: dict = {"num_clips": len(single), "num_classes": len(set(labels))}
     out["zero_shot_top1"], out["zero_shot_top5"], per_cls = zero_shot(audio_emb, labels, classes, templated)
-    if paraphrases:
-        para = class_text_embeddings(clap, classes, paraphrases)
-        out["paraphrase_top1"], out["paraphrase_top5"], _ = zero_shot(audio_emb, labels, classes, para)
+    para = class_text_embeddings(clap, classes, PARAPHRASES if paraphrases is None else paraphrases)
+    out["paraphrase_top1"], out["paraphrase_top5"], para_cls = zero_shot(audio_emb, labels, classes, para)
+    if extra_paraphrases:  # e.g. tta.data.captions.PARAPHRASE_PROMPTS
+        extra = class_text_embeddings(clap, classes, extra_paraphrases)
+        out["paraphrase2_top1"], out["paraphrase2_top5"], _ = zero_shot(audio_emb, labels, classes, extra)
+    out["zero_shot_balanced_top1"] = float(np.mean(list(per_cls.values())))
+    out["paraphrase_balanced_top1"] = float(np.mean(list(para_cls.values())))
     queries = [(it["captions"] or [prompt_fn(lab)])[0] for it, lab in zip(single, labels)]
     out.update(retrieval_recall(clap.encode_text(queries).cpu(), audio_emb, labels=labels))
     by_class = defaultdict(list)

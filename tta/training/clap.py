@@ -84,6 +84,9 @@ class ClapTrainer(Trainer):
         clip_seconds, mix_prob, augment: ``CorpusDataset`` settings for the train split.
         targets: "jaccard", "exact" or "identity" (see :func:`label_targets`).
         spec_augment: kwargs of :func:`spec_augment`, or None to switch it off.
+        text_noise: std of Gaussian noise added to the (unit-norm) frozen text features before the
+            projection, relative to the feature norm; it keeps the projection smooth around the few
+            hundred training captions, so unseen phrasings nearby in MiniLM space map nearby.
         eval_split, eval_max_items: what ``evaluate()`` runs on during training.
         export_dir: where ``on_train_end`` also writes the final model (``save_pretrained``); it always
             writes ``<run_dir>/export``.
@@ -101,6 +104,7 @@ class ClapTrainer(Trainer):
         augment: bool = True,
         targets: str = "jaccard",
         spec_augment: dict | None = None,
+        text_noise: float = 0.0,
         eval_split: str = "valid",
         eval_max_items: int | None = 400,
         export_dir: str | os.PathLike | None = None,
@@ -114,6 +118,7 @@ class ClapTrainer(Trainer):
         self.augment = augment
         self.targets = targets
         self.spec_augment = spec_augment
+        self.text_noise = text_noise
         self.eval_split = eval_split
         self.eval_max_items = eval_max_items
         self.export_dir = Path(export_dir) if export_dir else None
@@ -163,7 +168,11 @@ class ClapTrainer(Trainer):
         if self.spec_augment is not None:
             mel = spec_augment(mel, **self.spec_augment)
         audio = model.audio_embed(mel)
-        text = model.text_embed(batch["caption"])
+        feats = model.text_features(batch["caption"])  # [B, 384], frozen and cached
+        if self.text_noise:
+            noise = torch.randn_like(feats) * self.text_noise / feats.shape[-1] ** 0.5
+            feats = F.normalize(feats + noise, dim=-1)
+        text = model.text_projection(feats)
         targets = label_targets(batch["labels"], self.targets)
         loss = contrastive_loss(text, audio, model.logit_scale, targets)
         with torch.no_grad():
@@ -179,12 +188,17 @@ class ClapTrainer(Trainer):
         return self._eval_items
 
     def evaluate(self) -> dict[str, float]:
-        from tta.data.captions import CLASSES, class_prompt
+        from tta.data.captions import CLASSES, PARAPHRASE_PROMPTS, class_prompt
         from tta.data.splits import HELD_OUT_PAIRS
         from tta.evaluation.clap_zero_shot import evaluate_clap
 
         metrics = evaluate_clap(
-            self.unwrapped_model, self.evaluation_items(), list(CLASSES), HELD_OUT_PAIRS, prompt_fn=class_prompt
+            self.unwrapped_model,
+            self.evaluation_items(),
+            list(CLASSES),
+            HELD_OUT_PAIRS,
+            prompt_fn=class_prompt,
+            extra_paraphrases=PARAPHRASE_PROMPTS,
         )
         return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
