@@ -72,8 +72,9 @@ class ResBlock1d(nn.Module):
 class MelEncoder(nn.Module):
     """Log-mel [B, T, n_mels] -> embedding [B, out_dim] (not normalised).
 
-    A 2-D stem (stride 2 in time and frequency) sees local time-frequency patterns; its output is flattened
-    over (channels, frequency) and processed by 1-D residual blocks over time, each stage halving the frame
+    The frames are first averaged in groups of ``time_pool`` (100 -> 50 frames/s by default). A 2-D stem
+    (stride 2 in time and frequency) sees local time-frequency patterns; its output is flattened over
+    (channels, frequency) and processed by 1-D residual blocks over time, all but the first halving the frame
     rate; mean and max pooling over time are concatenated and projected.
     """
 
@@ -85,8 +86,10 @@ class MelEncoder(nn.Module):
         num_blocks: int = 4,
         out_dim: int = 512,
         dropout: float = 0.1,
+        time_pool: int = 2,
     ):
         super().__init__()
+        self.time_pool = time_pool
         self.input_norm = nn.BatchNorm1d(n_mels)
         self.stem = nn.Sequential(
             nn.Conv2d(1, stem_channels, 3, stride=2, padding=1, bias=False),
@@ -98,12 +101,16 @@ class MelEncoder(nn.Module):
         )
         freq = (n_mels + 1) // 2
         self.to_width = nn.Conv1d(stem_channels * freq, width, 1)
-        self.blocks = nn.Sequential(*[ResBlock1d(width, stride=2, dropout=dropout) for _ in range(num_blocks)])
+        strides = [1] + [2] * (num_blocks - 1)
+        self.blocks = nn.Sequential(*[ResBlock1d(width, stride=s, dropout=dropout) for s in strides])
         self.out_norm = nn.BatchNorm1d(width)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * width, out_dim))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        x = self.input_norm(mel.transpose(1, 2)).unsqueeze(1)  # [B, 1, F, T]
+        x = mel.transpose(1, 2)  # [B, F, T]
+        if self.time_pool > 1:
+            x = F.avg_pool1d(x, self.time_pool, ceil_mode=True)
+        x = self.input_norm(x).unsqueeze(1)  # [B, 1, F, T']
         x = self.stem(x.transpose(2, 3))  # [B, C, T/2, F/2]
         x = self.to_width(rearrange(x, "b c t f -> b (c f) t"))  # [B, W, T/2]
         x = F.gelu(self.out_norm(self.blocks(x)))  # [B, W, T']
@@ -121,7 +128,7 @@ class MiniLMMelClap(ClapEncoder):
         embedding_dim: D, the shared space (512, like LAION-CLAP).
         text_hidden: hidden size of the text projection MLP.
         max_text_tokens: captions are truncated to this many tokens.
-        n_mels, stem_channels, audio_width, audio_blocks, dropout: the audio tower (see :class:`MelEncoder`).
+        n_mels, stem_channels, audio_width, audio_blocks, time_pool, dropout: the audio tower (see :class:`MelEncoder`).
         normalize_audio: remove the mean and scale each waveform's peak to 0.5 (AudioLDM's pre-processing)
             before the mel, so the embedding does not depend on the input's gain.
         logit_scale_init: initial multiplier of the cosine similarities (1 / temperature); learned in log space.
@@ -138,6 +145,7 @@ class MiniLMMelClap(ClapEncoder):
         stem_channels: int = 16,
         audio_width: int = 256,
         audio_blocks: int = 4,
+        time_pool: int = 2,
         dropout: float = 0.1,
         normalize_audio: bool = True,
         logit_scale_init: float = 1 / 0.07,
@@ -155,6 +163,7 @@ class MiniLMMelClap(ClapEncoder):
             "stem_channels": stem_channels,
             "audio_width": audio_width,
             "audio_blocks": audio_blocks,
+            "time_pool": time_pool,
             "dropout": dropout,
             "normalize_audio": normalize_audio,
             "logit_scale_init": logit_scale_init,
@@ -184,6 +193,7 @@ class MiniLMMelClap(ClapEncoder):
             num_blocks=audio_blocks,
             out_dim=embedding_dim,
             dropout=dropout,
+            time_pool=time_pool,
         )
         self.logit_scale = nn.Parameter(torch.tensor(math.log(logit_scale_init)))
         self._text_cache: dict[str, torch.Tensor] = {}
