@@ -140,7 +140,7 @@ class TTAPipeline:
                     "folder, set $TTA_MODEL, or `tta convert` an original AudioLDM .ckpt into a tta folder"
                 )
         else:
-            folder = Path(path).expanduser()
+            folder = Path(path).expanduser().resolve()
         parts = load_components(folder)
         pipe = cls(parts.unet, parts.vae, parts.vocoder, parts.clap, parts.scheduler_config, name_or_path=str(folder))
         pipe.to(device)
@@ -289,7 +289,11 @@ class TTAPipeline:
 
         # 3. Encode prompts (and negative prompts) with CLAP: [B, D] each, repeated per waveform
         do_guidance = guidance_scale > 1.0
-        embeds = self.clap.encode_text(prompts + (negatives if do_guidance else []))
+        texts = prompts + (negatives if do_guidance else [])
+        unique = {text: None for text in texts}  # each text alone: its embedding never depends on the batch
+        for text in unique:
+            unique[text] = self.clap.encode_text([text])
+        embeds = torch.cat([unique[text] for text in texts])
         embeds = embeds.to(device=device, dtype=self.unet.dtype)
         cond = embeds[: len(prompts)].repeat_interleave(per_prompt * n_cand, dim=0)
         uncond = embeds[len(prompts) :].repeat_interleave(per_prompt * n_cand, dim=0) if do_guidance else None

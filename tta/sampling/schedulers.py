@@ -22,17 +22,18 @@ from tta.errors import InputError
 DEFAULT_SAMPLER = "dpmpp-2m"
 
 # name -> (scheduler class, settings that define the sampler over the model's config).
-# Multistep solvers and Euler use "linspace" spacing so that the first step starts at the last training
-# timestep (the model's config may say "leading", fit for DDIM with steps_offset); DDIM keeps the config as is,
-# which is what diffusers' AudioLDMPipeline runs.
+# DDIM keeps the model's config as is (what diffusers' AudioLDMPipeline runs). The others use Karras sigmas
+# (rho = 7): more steps at low noise, where AudioLDM's schedule (sigma 84 -> 0.04) needs them; on an analytic
+# Gaussian model (tests/sampling) DPM-Solver++ 2M at 20 steps is ~3x closer to a 500-step DDIM reference with
+# them than with time-uniform steps, and ~3x closer than DDIM at 20 steps.
 SAMPLERS: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
     "dpmpp-2m": (
         DPMSolverMultistepScheduler,
-        {"algorithm_type": "dpmsolver++", "solver_order": 2, "timestep_spacing": "linspace"},
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
     ),
     "ddim": (DDIMScheduler, {}),
-    "euler": (EulerDiscreteScheduler, {"timestep_spacing": "linspace"}),
-    "unipc": (UniPCMultistepScheduler, {"timestep_spacing": "linspace"}),
+    "euler": (EulerDiscreteScheduler, {"use_karras_sigmas": True}),
+    "unipc": (UniPCMultistepScheduler, {"use_karras_sigmas": True, "final_sigmas_type": "sigma_min"}),
 }
 
 ALIASES = {

@@ -1,0 +1,275 @@
+"""``tta generate``: prompts in, 16 kHz WAV files (each with a JSON sidecar) out.
+
+A thin layer over :class:`tta.pipeline.TTAPipeline`: it checks the arguments and the output path before any
+model loads, splits the prompts into batches, calls the pipeline, and writes files atomically.
+
+Seeding: with base seed ``S`` and ``n`` candidates, output ``k`` (0-based, in prompt order) draws its candidates
+from seeds ``S + k * n + c``, each from its own ``torch.Generator``. The sidecar records the seed of the kept
+waveform and the batch it was generated in; ``tta generate --from-sidecar FILE`` re-runs that batch and writes
+the same waveform bit for bit (on the same machine and library versions). With the default ``--batch-size 1``
+and one candidate, ``tta generate PROMPT --seed <sidecar seed>`` also reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tta.errors import InputError
+
+DEFAULT_OUTPUT = "outputs"
+SIDECAR_VERSION = 1
+
+
+def register(subparsers) -> None:
+    from tta.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+    from tta.sampling.schedulers import DEFAULT_SAMPLER, SAMPLERS
+    from tta.sampling.shapes import DEFAULT_DURATION_S, MAX_DURATION_S
+
+    p = subparsers.add_parser(
+        "generate",
+        help="generate audio from text prompts",
+        description="Generate 16 kHz WAV files from text prompts; each WAV gets a JSON sidecar to regenerate it.",
+    )
+    p.add_argument("prompts", nargs="*", metavar="PROMPT", help="one or more text prompts")
+    p.add_argument("--prompts-file", type=Path, help="a text file with one prompt per line (blank lines skipped)")
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help=f"a .wav file (one output) or a folder (default: {DEFAULT_OUTPUT}/); files are named from the prompt",
+    )
+    p.add_argument(
+        "--duration", type=float, default=DEFAULT_DURATION_S, help=f"seconds, > 0 and <= {MAX_DURATION_S:g}"
+    )
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler steps (default %(default)s)")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="guidance scale (default %(default)s)")
+    p.add_argument("--negative", default=None, help="negative prompt applied to every prompt")
+    p.add_argument("--seed", type=int, default=None, help="base seed (default: random, recorded in the sidecars)")
+    p.add_argument("--candidates", type=int, default=1, help="generate N per output, keep the best by CLAP score")
+    p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"one of {', '.join(SAMPLERS)} (default %(default)s)")
+    p.add_argument("--model", default=None, help="a tta or diffusers AudioLDM model folder (default: checkpoints/)")
+    p.add_argument("--clap", default=None, help="CLAP folder used to rank --candidates (default: the model's CLAP)")
+    p.add_argument("--batch-size", type=int, default=1, help="prompts generated together (default %(default)s)")
+    p.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
+    p.add_argument("--from-sidecar", type=Path, default=None, help="regenerate the output a sidecar JSON describes")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+def slugify(text: str, max_len: int = 48) -> str:
+    """A file-name-safe slug of a prompt: lower case, ``[a-z0-9_]`` only."""
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return slug[:max_len].rstrip("_") or "audio"
+
+
+def collect_prompts(prompts: list[str], prompts_file: Path | None) -> list[str]:
+    """Positional prompts, then the lines of ``prompts_file``; empty or whitespace prompts are an error."""
+    out = []
+    for p in prompts:
+        if not p.strip():
+            raise InputError("empty or whitespace prompt")
+        out.append(p.strip())
+    if prompts_file is not None:
+        try:
+            lines = Path(prompts_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError(f"cannot read prompts file {prompts_file}: {err}") from err
+        out.extend(line.strip() for line in lines if line.strip())
+    if not out:
+        raise InputError("no prompt given (pass PROMPT arguments or --prompts-file)")
+    return out
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Reject out-of-range numbers and unknown names before any model loads."""
+    from tta.sampling.schedulers import sampler_name
+    from tta.sampling.shapes import check_duration
+
+    check_duration(args.duration)
+    if args.steps < 1:
+        raise InputError(f"--steps must be >= 1, got {args.steps}")
+    if not math.isfinite(args.guidance):
+        raise InputError(f"--guidance must be a finite number, got {args.guidance}")
+    if args.candidates < 1:
+        raise InputError(f"--candidates must be >= 1, got {args.candidates}")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.seed is not None and not 0 <= args.seed < 2**62:
+        raise InputError(f"--seed must be in [0, 2**62), got {args.seed}")
+    if args.negative is not None and not isinstance(args.negative, str):
+        raise InputError("--negative must be a string")
+    args.sampler = sampler_name(args.sampler)
+
+
+def plan_outputs(output: str | None, prompts: list[str]) -> list[Path]:
+    """One WAV path per prompt: ``output`` itself if it names a .wav (single prompt), else files in a folder."""
+    target = Path(output if output is not None else DEFAULT_OUTPUT).expanduser()
+    if target.suffix.lower() == ".wav":
+        if len(prompts) != 1:
+            raise InputError(f"-o {target} is a single file but there are {len(prompts)} prompts; give a folder")
+        return [target]
+    if target.exists() and not target.is_dir():
+        raise InputError(f"-o {target} exists and is not a folder")
+    return [target / f"{slugify(p)}_{i:03d}.wav" for i, p in enumerate(prompts)]
+
+
+def check_writable(paths: list[Path]) -> None:
+    """Fail now, before any generation, if a folder cannot be created or written."""
+    for folder in sorted({p.parent for p in paths}):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tta-write-test.", dir=folder)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as err:
+            raise InputError(f"cannot write to output folder {folder}: {err.strerror or err}") from err
+    for path in paths:
+        if path.is_dir():
+            raise InputError(f"output path {path} is a folder")
+
+
+# ---------------------------------------------------------------------------------------------- sidecars
+
+
+def sidecar_path(wav: Path) -> Path:
+    return wav.with_suffix(".json")
+
+
+def make_sidecar(args: argparse.Namespace, pipe, **fields: Any) -> dict[str, Any]:
+    import torch
+
+    from tta import __version__
+
+    return {
+        "sidecar_version": SIDECAR_VERSION,
+        **fields,
+        "negative_prompt": args.negative,
+        "model": pipe.name_or_path,
+        "model_hash": pipe.model_hash,
+        "sampler": args.sampler,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "duration": args.duration,
+        "candidates": args.candidates,
+        "batch_size": args.batch_size,
+        "sample_rate": pipe.sample_rate,
+        "tta_version": __version__,
+        "torch_version": torch.__version__,
+    }
+
+
+def load_sidecar(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Read a sidecar and set ``args`` from it (the settings it was generated with)."""
+    try:
+        meta = json.loads(Path(path).read_text())
+        for key in ("prompt", "base_seed", "index", "batch_prompts", "batch_first_index", "model", "model_hash"):
+            meta[key]  # noqa: B018 - presence check
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"not a tta sidecar: {path} ({err})") from err
+    args.negative = meta.get("negative_prompt")
+    args.sampler, args.steps, args.guidance = meta["sampler"], meta["steps"], meta["guidance"]
+    args.duration, args.candidates, args.batch_size = meta["duration"], meta["candidates"], meta["batch_size"]
+    args.seed = meta["base_seed"]
+    if args.model is None:
+        args.model = meta["model"]
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def candidate_seeds(base: int, first: int, count: int, n_cand: int) -> list[int]:
+    """Seeds of outputs ``first .. first + count - 1``, ``n_cand`` consecutive seeds each."""
+    return [base + k * n_cand + c for k in range(first, first + count) for c in range(n_cand)]
+
+
+def run(args: argparse.Namespace) -> int:
+    meta = load_sidecar(args.from_sidecar, args) if args.from_sidecar is not None else None
+    if meta is not None:
+        if args.prompts or args.prompts_file:
+            raise InputError("--from-sidecar takes no prompts")
+        prompts = [meta["prompt"]]
+        out = args.output if args.output is not None else str(Path(args.from_sidecar).with_suffix(".regen.wav"))
+        paths = plan_outputs(out, prompts)
+    else:
+        prompts = collect_prompts(args.prompts, args.prompts_file)
+        paths = plan_outputs(args.output, prompts)
+    check_args(args)
+    check_writable(paths)
+    base_seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+
+    # Load the model (and the re-ranking CLAP) only after every argument has been checked.
+    from tta.models.clap import load_clap
+    from tta.pipeline import TTAPipeline
+
+    pipe = TTAPipeline.from_pretrained(args.model, device=args.device)
+    if args.clap is not None:
+        pipe.reranker = load_clap(args.clap, device=args.device)
+    if meta is not None and meta["model_hash"] != pipe.model_hash:
+        raise InputError(
+            f"model {args.model} (hash {pipe.model_hash}) is not the one in the sidecar ({meta['model_hash']})"
+        )
+
+    common = {
+        "audio_length_in_s": args.duration,
+        "num_inference_steps": args.steps,
+        "guidance_scale": args.guidance,
+        "num_candidates": args.candidates,
+        "sampler": args.sampler,
+        "progress": not args.no_progress,
+    }
+    if meta is not None:  # re-run the original batch, keep the one output
+        batch, first = list(meta["batch_prompts"]), int(meta["batch_first_index"])
+        result = pipe(
+            batch,
+            negative_prompt=args.negative,
+            seed=candidate_seeds(base_seed, first, len(batch), args.candidates),
+            **common,
+        )
+        i = int(meta["index"]) - first
+        _write(paths[0], result.audios[i], pipe.sample_rate, {**meta, "regenerated_from": str(args.from_sidecar)})
+        print(paths[0])
+        return 0
+
+    for first in range(0, len(prompts), args.batch_size):
+        batch = prompts[first : first + args.batch_size]
+        result = pipe(
+            batch,
+            negative_prompt=args.negative,
+            seed=candidate_seeds(base_seed, first, len(batch), args.candidates),
+            **common,
+        )
+        for j, prompt in enumerate(batch):
+            k = first + j
+            fields = {
+                "prompt": prompt,
+                "seed": result.seeds[j],
+                "base_seed": base_seed,
+                "index": k,
+                "batch_prompts": batch,
+                "batch_first_index": first,
+            }
+            if result.clap_scores is not None:
+                fields["clap_score"] = float(result.clap_scores[j])
+            _write(paths[k], result.audios[j], pipe.sample_rate, make_sidecar(args, pipe, **fields))
+            print(paths[k])
+    return 0
+
+
+def _write(path: Path, audio, sample_rate: int, sidecar: dict[str, Any]) -> None:
+    from tta.audio.io import save_audio, write_atomic
+
+    sidecar = {**sidecar, "file": path.name, "num_samples": int(len(audio))}
+    save_audio(path, audio, sample_rate)
+    write_atomic(sidecar_path(path), json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")
