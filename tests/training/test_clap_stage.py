@@ -108,6 +108,7 @@ def test_evaluator_metrics_on_a_perfect_encoder():
     assert m["retrieval_r1"] == 1.0 and m["mixture_top5_both"] == 1.0
     assert m["per_class_top1"] == dict.fromkeys(TOY_CLASSES, 1.0)
     assert mix_pair(np.ones(10), np.ones(20)).shape == (10,)
+    assert mix_pair(np.ones(10), np.ones(20), seconds=0.01).shape == (160,)
 
 
 def test_load_split_reads_a_manifest(tmp_path):

@@ -96,11 +96,22 @@ def default_prompt(label: str) -> str:
     return f"the sound of {label}"
 
 
+def tile_to(wav: torch.Tensor, length: int, gap: int = 0) -> torch.Tensor:
+    """Repeat a short clip [N] (with ``gap`` samples of silence between repeats) to exactly ``length``."""
+    if wav.numel() >= length:
+        return wav[:length]
+    unit = torch.cat([wav, wav.new_zeros(gap)])
+    return unit.repeat(length // unit.numel() + 1)[:length]
+
+
 def window_embedding(clap, wav: torch.Tensor, window_s: float = 5.0, max_windows: int = 4) -> torch.Tensor:
-    """One clip [N] -> [D]: mean of the normalised embeddings of up to ``max_windows`` windows, renormalised."""
+    """One clip [N] -> [D]: mean of the normalised embeddings of up to ``max_windows`` windows, renormalised.
+
+    A clip shorter than the window is tiled to fill it (0.25 s gaps), as the training crops do.
+    """
     win = int(window_s * clap.sample_rate)
     if wav.numel() <= win:
-        chunks = wav.unsqueeze(0)
+        chunks = tile_to(wav, win, gap=clap.sample_rate // 4).unsqueeze(0)
     else:
         n = min(max_windows, wav.numel() // win)
         starts = np.linspace(0, wav.numel() - win, n).astype(int)
@@ -175,13 +186,17 @@ def mixture_top5_both(mix_emb: torch.Tensor, pairs: Sequence[tuple[str, str]], c
     return float(np.mean(hits))
 
 
-def mix_pair(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, seconds: float | None = None, sr=16000):
-    """Mix two clips at equal peak level (each scaled to peak 0.5, summed, rescaled to peak 0.5)."""
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    n = min(len(a), len(b)) if seconds is None else min(len(a), len(b), int(seconds * sr))
-    a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
-    mix = a / (np.abs(a).max() + 1e-8) + b / (np.abs(b).max() + 1e-8)
-    return torch.from_numpy(0.5 * mix / (np.abs(mix).max() + 1e-8))
+def mix_pair(a, b, seconds: float | None = None, sr: int = 16000) -> torch.Tensor:
+    """Mix two clips [N_a], [N_b] at equal peak level (each scaled to peak 1, summed, rescaled to peak 0.5).
+
+    With ``seconds``, both are first tiled or cut to that length; otherwise the shorter length is used.
+    """
+    a, b = torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)
+    n = min(len(a), len(b)) if seconds is None else int(seconds * sr)
+    a, b = tile_to(a, n, gap=sr // 4), tile_to(b, n, gap=sr // 4)
+    a, b = a - a.mean(), b - b.mean()
+    mix = a / (a.abs().max() + 1e-8) + b / (b.abs().max() + 1e-8)
+    return 0.5 * mix / (mix.abs().max() + 1e-8)
 
 
 def build_mixtures(clips_by_class: dict, pairs, per_pair: int = 4, seconds: float = 5.0, seed: int = 0):
