@@ -39,6 +39,17 @@ class Converted:
     detail: str = ""
 
 
+def unwrap_ogg_in_wav(data: bytes) -> bytes:
+    """The Ogg stream inside a RIFF/WAVE file that wraps one (format tags 0x674f-0x6771, "Vorbis in WAV",
+    as some lmms samples are stored); other bytes are returned unchanged."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return data
+    pos = data.find(b"data", 12)
+    if pos > 0 and data[pos + 8 : pos + 12] == b"OggS":
+        return data[pos + 8 :]
+    return data
+
+
 def decode_bytes(data: bytes, suffix: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode an audio file held in memory to a mono float32 waveform [N] at ``sample_rate``.
 
@@ -50,6 +61,7 @@ def decode_bytes(data: bytes, suffix: str, sample_rate: int = SAMPLE_RATE) -> np
     """
     if not data:
         raise InputError("zero-length file")
+    data = unwrap_ogg_in_wav(data)
     try:
         wav, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)  # [N, C]
     except Exception:

@@ -47,7 +47,7 @@ from tta.data.sources import (
 from tta.data.splits import assign_splits
 from tta.errors import InputError
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass
