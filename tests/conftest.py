@@ -134,6 +134,13 @@ def build_tiny_unet_vae_vocoder():
     # A random tiny UNet barely hears its condition: scale the CLAP projection so that prompts matter.
     with torch.no_grad():
         unet.class_embedding.weight.mul_(100.0)
+        # ... and make the random vocoder audible: its init (std 0.01) leaves ~1e-5 of signal, below 16-bit
+        # resolution. Unit-gain convolutions keep the signal's scale through the stack.
+        for module in vocoder.modules():
+            if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+                fan_in = module.weight[0].numel() if isinstance(module, torch.nn.Conv1d) else module.weight[:, 0].numel()
+                torch.nn.init.normal_(module.weight, std=fan_in**-0.5)
+        vocoder.conv_post.weight.mul_(10.0)
     return unet, vae, vocoder
 
 
