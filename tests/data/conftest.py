@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tta.data.containers import write_cat, write_rcc
+from tta.data.containers import write_cat, write_rcc, write_sf2
 
 SR = 22050
 
@@ -88,6 +88,7 @@ ROWS = [
     ("train", "fakesounds", "cat:00.wav", 1.5),
     ("train", "fakesounds", "cat:01.wav", 1.5),
     ("cow mooing", "fakesounds", "cat:02.wav", 1.0),
+    ("dog barking", "fakesounds", "sf2:Dog Bark", 0.5),
     ("speech", "fakesounds", "usr/share/fake/hello.wav", 1.0),
     ("music", "fakesounds", "usr/share/fake/song.wav", 7.0),
     ("bell ringing", "fakesounds", "usr/share/fake/empty.wav", 0.0),  # zero-length
@@ -140,6 +141,12 @@ def fixture_files() -> dict[str, bytes]:
         "usr/share/games/fake/data/public.zip": public,
         "usr/share/fake/rcc/walk.rcc": rcc,
         "usr/share/fake/sfx/fake.cat": cat,
+        "usr/share/sounds/sf2/Fake_GS.sf2": write_sf2(
+            [
+                ("Dog Bark", 22050, (tone(0.5, 700) * 20000).astype("int16")),
+                ("Noise", 22050, (tone(0.5, 50) * 9000).astype("int16")),
+            ]
+        ),
     }
 
 

@@ -1,8 +1,9 @@
 """Qt .rcc and OpenTTD .cat readers against files made by our own writers (and corrupt ones)."""
 
+import numpy as np
 import pytest
 
-from tta.data.containers import ContainerError, read_cat, read_rcc, write_cat, write_rcc
+from tta.data.containers import ContainerError, read_cat, read_rcc, read_sf2, write_cat, write_rcc, write_sf2
 from tta.data.resolve import cat_license
 
 FILES = {"gcompris/src/activities/a/resource/dog.ogg": b"OggS" + bytes(range(200)), "top.txt": b"x", "e/empty": b""}
@@ -36,3 +37,15 @@ def test_cat_rejects_truncation():
         read_cat(blob[:-10])
     with pytest.raises(ContainerError):
         read_cat(b"\x01")
+
+
+def test_sf2_round_trip_and_rejects_garbage():
+    pcm = (np.sin(np.arange(300) / 5.0) * 1000).astype(np.int16)
+    got = read_sf2(write_sf2([("Dog Bark", 22050, pcm), ("Rain", 16000, pcm[:100])]))
+    assert set(got) == {"Dog Bark", "Rain"}
+    assert got["Dog Bark"].sample_rate == 22050 and np.array_equal(got["Dog Bark"].pcm[:, 0], pcm)
+    with pytest.raises(ContainerError):
+        read_sf2(b"RIFF\x00\x00\x00\x00WAVE")
+    blob = write_sf2([("x", 8000, pcm)])
+    with pytest.raises(ContainerError):
+        read_sf2(blob[:-60])

@@ -334,7 +334,8 @@ def clip_detail(label: str, source_path: str, description: str | None = None) ->
         text = description.split('"')[1] if description.count('"') >= 2 else description
         text = re.sub(r"^(toyland|tropical|lumber mill):\s*", "", text.strip(), flags=re.I)
         text = re.sub(r"\s*\(\d+\)$", "", text).strip().lower()
-        if text and not text.startswith("unused"):
+        text = re.sub(r"\btake off\b", "taking off", text)
+        if " " in text and not text.startswith("unused"):
             article = "an" if text[0] in "aeiou" else "a"
             return Detail(f"{article} {text}", None)
     return None

@@ -5,6 +5,8 @@
 * OpenTTD sound banks (``.cat``, openttd-opensfx): a table of ``(offset, size)`` little-endian pairs (the
   high bit of each offset set in the "new" format); at each offset a length-prefixed, NUL-terminated
   description (opensfx puts the licence in it), then ``size`` bytes of RIFF/WAVE file.
+* SoundFonts (``.sf2``, fluid-soundfont-gs): RIFF ``sfbk`` with the 16-bit samples in ``sdta/smpl`` and
+  46-byte sample headers in ``pdta/shdr`` (the GS set has one recording per sound effect: Dog, Rain...).
 
 Both readers work on bytes in memory (the files are a few MB) and raise :class:`ContainerError` on anything
 malformed, so a corrupt container is reported and skipped by the builder instead of crashing it.
@@ -12,9 +14,13 @@ malformed, so a corrupt container is reported and skipped by the builder instead
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+import numpy as np
 
 from tta.errors import TTAError
 
@@ -210,3 +216,106 @@ def write_cat(sounds: list[tuple[str, bytes]]) -> bytes:
         table += struct.pack("<II", (table_size + len(body)) | 0x80000000, len(wav))
         body += bytes([len(name)]) + name + wav
     return bytes(table + body)
+
+
+# ------------------------------------------------------------------------------------------- SoundFont .sf2
+
+
+@dataclass(frozen=True)
+class Sf2Sample:
+    """One sample of a SoundFont: its name, rate and 16-bit PCM (stereo pairs already joined).
+
+    Attributes:
+        name: sample name without the ``(L)``/``(R)`` suffix.
+        sample_rate: Hz.
+        pcm: int16 samples, shape [N, C] with C = 1 or 2.
+    """
+
+    name: str
+    sample_rate: int
+    pcm: np.ndarray
+
+
+def _riff_chunks(buf: bytes, start: int, end: int) -> Iterator[tuple[bytes, bytes, int, int]]:
+    """(list type or b"", chunk id, data offset, data size) for the chunks in ``buf[start:end]``, one level
+    into LIST chunks."""
+    pos = start
+    while pos + 8 <= end:
+        cid, size = buf[pos : pos + 4], struct.unpack_from("<I", buf, pos + 4)[0]
+        if pos + 8 + size > end:
+            raise ContainerError("sf2: truncated chunk")
+        if cid == b"LIST":
+            kind = buf[pos + 8 : pos + 12]
+            sub = pos + 12
+            while sub + 8 <= pos + 8 + size:
+                sid, ssize = buf[sub : sub + 4], struct.unpack_from("<I", buf, sub + 4)[0]
+                if sub + 8 + ssize > pos + 8 + size:
+                    raise ContainerError("sf2: truncated sub-chunk")
+                yield kind, sid, sub + 8, ssize
+                sub += 8 + ssize + (ssize & 1)
+        else:
+            yield b"", cid, pos + 8, size
+        pos += 8 + size + (size & 1)
+
+
+def read_sf2(buf: bytes) -> dict[str, Sf2Sample]:
+    """The samples of a SoundFont 2 file, keyed by name (``"Dog Bark"``; stereo ``X(L)``/``X(R)`` -> ``"X"``).
+
+    Raises:
+        ContainerError: not a RIFF ``sfbk`` file, or truncated.
+    """
+    if len(buf) < 12 or buf[:4] != b"RIFF" or buf[8:12] != b"sfbk":
+        raise ContainerError("sf2: not a SoundFont (RIFF sfbk) file")
+    chunks = {(kind, cid): (off, size) for kind, cid, off, size in _riff_chunks(buf, 12, len(buf))}
+    if (b"sdta", b"smpl") not in chunks or (b"pdta", b"shdr") not in chunks:
+        raise ContainerError("sf2: no sample data or sample headers")
+    smpl_off, smpl_size = chunks[(b"sdta", b"smpl")]
+    data = np.frombuffer(buf, dtype="<i2", count=smpl_size // 2, offset=smpl_off)
+    shdr_off, shdr_size = chunks[(b"pdta", b"shdr")]
+    headers = []
+    for k in range(shdr_size // 46 - 1):  # the last record is the terminal "EOS"
+        rec = buf[shdr_off + 46 * k : shdr_off + 46 * (k + 1)]
+        name = rec[:20].split(b"\0", 1)[0].decode("latin-1").strip()
+        start, end, _, _, rate = struct.unpack_from("<5I", rec, 20)
+        link, kind = struct.unpack_from("<HH", rec, 42)
+        if not 0 <= start <= end <= data.shape[0]:
+            raise ContainerError(f"sf2: sample {name!r} points outside the sample data")
+        headers.append((name, start, end, rate, link, kind))
+    by_name = {h[0]: h for h in headers}
+    samples: dict[str, Sf2Sample] = {}
+    for name, start, end, rate, link, kind in headers:
+        base = re.sub(r"\((L|R)\)$", "", name).strip()
+        if kind & 0x8000 or kind == 2 or (name.endswith("(R)") and f"{name[:-3]}(L)" in by_name):
+            continue  # ROM sample, or the right half of a pair (joined with its left below)
+        pcm = data[start:end][:, None]
+        # The right half: same name with "(R)" (the link field is unreliable in some fonts), else the link.
+        right = by_name.get(f"{name[:-3]}(R)") if name.endswith("(L)") else None
+        if right is None and kind == 4 and link < len(headers):
+            right = headers[link]
+        if right is not None:
+            n = min(end - start, right[2] - right[1])
+            pcm = np.stack([data[start : start + n], data[right[1] : right[1] + n]], axis=1)
+        samples[base] = Sf2Sample(base, int(rate), np.ascontiguousarray(pcm))
+    return samples
+
+
+def write_sf2(samples: list[tuple[str, int, np.ndarray]]) -> bytes:
+    """A minimal SoundFont 2 holding mono int16 ``[(name, rate, pcm [N]), ...]``; used to make test fixtures.
+
+    Only the chunks :func:`read_sf2` needs (``smpl``, ``shdr``) are written.
+    """
+    smpl, shdr = bytearray(), bytearray()
+    for name, rate, pcm in samples:
+        start = len(smpl) // 2
+        smpl += np.asarray(pcm, dtype="<i2").tobytes() + bytes(92)  # 46 zero samples after each, as in the spec
+        end = start + len(pcm)
+        shdr += name.encode("latin-1")[:20].ljust(20, b"\0")
+        shdr += struct.pack("<5IBbHH", start, end, start, end, rate, 60, 0, 0, 1)
+    shdr += b"EOS".ljust(20, b"\0") + bytes(26)
+
+    def chunk(cid: bytes, body: bytes) -> bytes:
+        return cid + struct.pack("<I", len(body)) + body + (b"\0" if len(body) & 1 else b"")
+
+    sdta = chunk(b"LIST", b"sdta" + chunk(b"smpl", bytes(smpl)))
+    pdta = chunk(b"LIST", b"pdta" + chunk(b"shdr", bytes(shdr)))
+    return chunk(b"RIFF", b"sfbk" + sdta + pdta)

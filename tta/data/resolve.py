@@ -2,17 +2,20 @@
 
 A :class:`PackageFiles` wraps the folder a package was unpacked to and opens containers lazily (each one
 once): ``zip`` members are read with :mod:`zipfile` without unpacking the archive, ``.rcc`` and ``.cat``
-files with :mod:`tta.data.containers`.
+files and SoundFont samples with :mod:`tta.data.containers` (a SoundFont sample is handed on as WAV bytes).
 """
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tta.data.containers import CatSound, ContainerError, read_cat, read_rcc
+import soundfile as sf
+
+from tta.data.containers import CatSound, ContainerError, Sf2Sample, read_cat, read_rcc, read_sf2
 from tta.data.sources import SourceRow
 
 _LICENSE_RE = re.compile(r"License:\s*(.+?)\.?\s*$", re.I)
@@ -47,6 +50,8 @@ def container_names(rows: list[SourceRow]) -> set[str]:
             names.add(row.path[4:].split("/", 1)[0] + ".rcc")
         elif row.kind == "cat":
             names.add("*.cat")
+        elif row.kind == "sf2":
+            names.add("*.sf2")
     return names
 
 
@@ -72,6 +77,7 @@ class PackageFiles:
         self._zips: dict[str, zipfile.ZipFile] = {}
         self._rccs: dict[str, dict[str, bytes]] = {}
         self._cats: dict[int, CatSound] | None = None
+        self._sf2: dict[str, Sf2Sample] | None = None
 
     def close(self) -> None:
         for zf in self._zips.values():
@@ -123,6 +129,18 @@ class PackageFiles:
             raise MissingMember(row.path)
         return self._cats[int(match.group(1))]
 
+    def _sf2_member(self, row: SourceRow) -> bytes:
+        if self._sf2 is None:
+            self._sf2 = {}
+            for path in self._find("*.sf2"):
+                self._sf2.update(read_sf2(path.read_bytes()))
+        sample = self._sf2.get(row.path[4:])
+        if sample is None:
+            raise MissingMember(row.path)
+        buf = io.BytesIO()
+        sf.write(buf, sample.pcm, sample.sample_rate, format="WAV", subtype="PCM_16")
+        return buf.getvalue()
+
     def read(self, row: SourceRow) -> Found:
         """The bytes of ``row``.
 
@@ -135,6 +153,8 @@ class PackageFiles:
             return Found(self._zip_member(row), suffix)
         if row.kind == "rcc":
             return Found(self._rcc_member(row), suffix)
+        if row.kind == "sf2":
+            return Found(self._sf2_member(row), ".wav")
         if row.kind == "cat":
             sound = self._cat_member(row)
             return Found(sound.wav, ".wav", sound.description, cat_license(sound.description))

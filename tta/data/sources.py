@@ -38,8 +38,8 @@ class SourceRow:
     Attributes:
         label: canonical class name (see :data:`tta.data.captions.CLASSES`).
         package: Debian package name.
-        path: where inside the package: a plain path, ``public.zip:MEMBER``, ``rcc:ARCHIVE/PATH`` or
-            ``cat:NN.wav``.
+        path: where inside the package: a plain path, ``public.zip:MEMBER``, ``rcc:ARCHIVE/PATH``,
+            ``cat:NN.wav`` or ``sf2:SAMPLE NAME``.
         duration: seconds, as listed (before any cut).
         md5: md5 of the source file bytes, as listed.
         license: the package's licence (openttd clips get their own from the bank at build time).
@@ -54,11 +54,13 @@ class SourceRow:
 
     @property
     def kind(self) -> str:
-        """``"file"``, ``"zip"``, ``"rcc"`` or ``"cat"``."""
+        """``"file"``, ``"zip"``, ``"rcc"``, ``"cat"`` or ``"sf2"``."""
         if self.path.startswith("rcc:"):
             return "rcc"
         if self.path.startswith("cat:"):
             return "cat"
+        if self.path.startswith("sf2:"):
+            return "sf2"
         if ".zip:" in self.path:
             return "zip"
         return "file"
