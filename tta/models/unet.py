@@ -14,8 +14,10 @@ from typing import Any
 
 from diffusers import UNet2DConditionModel
 
-# audioldm-s-full: model_channels 128, mult [1, 2, 3, 5], attention at the three lowest resolutions,
-# 32 channels per head, 2 res blocks per level (../shared/research/ANCHORS.md).
+# audioldm-s-full (audioldm/utils.py default_audioldm_config): model_channels 128, channel_mult [1, 2, 3, 5],
+# attention_resolutions [8, 4, 2] (levels 1-3), num_head_channels 32 (heads = channels / 32), 2 res blocks per
+# level, no context (each transformer's second attention is self-attention: cross_attention_dim = channels).
+# Checked against the original UNetModel in tests/models/test_builders.py.
 AUDIOLDM_S_UNET: dict[str, Any] = {
     "in_channels": 8,
     "out_channels": 8,

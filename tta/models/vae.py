@@ -10,7 +10,8 @@ from typing import Any
 
 from diffusers import AutoencoderKL
 
-# audioldm-s-full: ch 128, mult [1, 2, 4], 2 res blocks, z 8 channels (../shared/research/ANCHORS.md).
+# audioldm-s-full (audioldm/utils.py default_audioldm_config ddconfig): ch 128, ch_mult [1, 2, 4], 2 res blocks,
+# z_channels = embed_dim = 8, GroupNorm(32). Checked against the original Encoder/Decoder in tests/models/test_builders.py.
 AUDIOLDM_S_VAE: dict[str, Any] = {
     "in_channels": 1,
     "out_channels": 1,

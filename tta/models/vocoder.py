@@ -1,4 +1,8 @@
-"""The HiFi-GAN vocoder: transformers' ``SpeechT5HifiGan``, log-mel [B, T, 64] -> waveform [B, T * 160]."""
+"""The HiFi-GAN vocoder: transformers' ``SpeechT5HifiGan``, log-mel [B, T, 64] -> waveform [B, 160 * T + 32].
+
+The transposed convolutions (padding (k - u) // 2) overhang by 32 samples at AudioLDM's sizes; callers trim
+the waveform to 160 * T, as AudioLDM does.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ from typing import Any
 
 from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
-# AudioLDM's HiFi-GAN (16 kHz, hop 160 = 5 * 4 * 2 * 2 * 2).
+# AudioLDM's HiFi-GAN (16 kHz, hop 160 = 5 * 4 * 2 * 2 * 2): HIFIGAN_16K_64 in audioldm/hifigan/utilities.py,
+# checked against the original Generator in tests/models/test_builders.py.
 AUDIOLDM_S_VOCODER: dict[str, Any] = {
     "model_in_dim": 64,
     "sampling_rate": 16000,
