@@ -199,15 +199,15 @@ def mix_pair(a, b, seconds: float | None = None, sr: int = 16000) -> torch.Tenso
     return 0.5 * mix / (mix.abs().max() + 1e-8)
 
 
-def build_mixtures(clips_by_class: dict, pairs, per_pair: int = 4, seconds: float = 5.0, seed: int = 0):
-    """-> (list of mixture waveforms, list of (a, b)) from clips of each held-out pair present in the split."""
+def build_mixtures(clips_by_class: dict, pairs, per_pair: int = 8, seconds: float = 5.0, seed: int = 0):
+    """-> (mixture waveforms, their (a, b) pairs): up to ``per_pair`` distinct clip combinations per held-out
+    pair whose classes both occur in the split."""
     rng = random.Random(seed)
     mixes, mix_pairs = [], []
     for a, b in pairs:
-        if not clips_by_class.get(a) or not clips_by_class.get(b):
-            continue
-        for _ in range(per_pair):
-            mixes.append(mix_pair(rng.choice(clips_by_class[a]), rng.choice(clips_by_class[b]), seconds))
+        combos = [(i, j) for i in range(len(clips_by_class.get(a, []))) for j in range(len(clips_by_class.get(b, [])))]
+        for i, j in rng.sample(combos, min(per_pair, len(combos))):
+            mixes.append(mix_pair(clips_by_class[a][i], clips_by_class[b][j], seconds))
             mix_pairs.append((a, b))
     return mixes, mix_pairs
 
@@ -239,7 +239,7 @@ def evaluate_clap(
     prompt_fn: Callable[[str], str] = default_prompt,
     paraphrases: dict | Sequence[str | Callable] | None = None,
     extra_paraphrases: dict | None = None,
-    mixtures_per_pair: int = 4,
+    mixtures_per_pair: int = 8,
     per_class: bool = False,
 ) -> dict:
     """All the metrics of the module docstring on ``items`` (dicts with "audio" [N], "labels", "captions")."""

@@ -225,6 +225,12 @@ class Trainer:
                         logs["train/steps_per_s"] = (self.step - saved_step) / max(1e-9, time.time() - t0)
                         acc.log(logs, step=self.step)
                         bar.set_postfix(loss=f"{logs['train/loss']:.4f}")
+                        if not self.progress and acc.is_main_process:  # a plain log line instead of the bar
+                            print(
+                                f"step {self.step}/{self.max_steps} "
+                                + " ".join(f"{k[6:]}={v:.4g}" for k, v in logs.items()),
+                                flush=True,
+                            )
                     if self.eval_every and self.step % self.eval_every == 0:
                         last_metrics = self.run_evaluation(bar.write)
                     if self.step % self.checkpoint_every == 0:
