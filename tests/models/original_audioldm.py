@@ -115,7 +115,9 @@ def build_original(seed: int = 0) -> OriginalAudioLDM:
     }
     for prefix, module in parts.items():
         state_dict.update({prefix + k: v.clone() for k, v in module.state_dict().items()})
-    # Parts of the real checkpoint that the conversion must ignore or read.
+    # Parts of the real checkpoint that the conversion must ignore or read: transformers < 4.31 saved RoBERTa's
+    # position_ids buffer; the HTSAT audio branch, training-only MLPs and logit scales are not text-tower weights.
+    state_dict["cond_stage_model.model.text_branch.embeddings.position_ids"] = torch.arange(40)[None]
     state_dict["cond_stage_model.model.audio_branch.spectrogram_extractor.stft.conv_real.weight"] = torch.randn(
         4, 1, 8
     )

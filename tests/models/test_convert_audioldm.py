@@ -137,6 +137,21 @@ def test_clap_text_parity(converted):
     assert _max_rel_err(ours, expected) <= 1e-5
 
 
+def test_load_clap_reads_the_converted_text_tower(converted):
+    pytest.importorskip("tta.models.clap.hf", reason="HFClapText backend not available")
+    from tta.models.clap import load_clap
+
+    ref, out = converted
+    clap = load_clap(out / "clap")
+    assert not clap.has_audio and clap.embedding_dim == FILM_DIM
+    emb = clap.encode_text(["a dog barks"])
+    batch = clap.tokenizer(["a dog barks"], return_tensors="pt")
+    with torch.no_grad():
+        pooled = ref.text_branch(input_ids=batch.input_ids, attention_mask=batch.attention_mask).pooler_output
+        expected = torch.nn.functional.normalize(ref.text_projection(pooled), dim=-1)
+    assert _max_rel_err(emb, expected) <= 1e-5
+
+
 def test_scheduler_matches_training_schedule(converted):
     from diffusers import DDIMScheduler
 
