@@ -23,25 +23,49 @@ def _cap(text: str) -> tuple[str, int]:
     return label, int(num)
 
 
+def _config_file(path: str) -> dict:
+    """The keys of a corpus YAML (arguments of :class:`tta.data.corpus.BuildConfig`)."""
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    from tta.data.corpus import BuildConfig
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise InputError(f"config not found: {file}")
+    try:
+        options = OmegaConf.to_container(OmegaConf.load(file), resolve=True) or {}
+    except Exception as err:
+        raise InputError(f"cannot read {file}: {err}") from err
+    allowed = {f.name for f in dataclasses.fields(BuildConfig)} - {"out", "debs_dir", "sources", "packages", "labels"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise InputError(f"{file}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    return options
+
+
 def _build(args: argparse.Namespace) -> int:
     from tta.data.corpus import BuildConfig, build_corpus
     from tta.data.summary import format_table, summarize, write_reports
 
-    if args.workers < 1:
+    options = _config_file(args.config) if args.config else {}
+    for key in ("max_seconds", "min_seconds", "workers"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    if options.get("workers", 2) < 1:
         raise InputError("--workers must be >= 1")
-    if args.max_seconds <= 0:
+    if options.get("max_seconds", 1.0) <= 0:
         raise InputError("--max-seconds must be > 0")
     config = BuildConfig(
         out=Path(args.out).expanduser() if args.out else _default_root(),
         debs_dir=Path(args.debs).expanduser() if args.debs else None,
         sources=Path(args.sources).expanduser() if args.sources else None,
-        max_seconds=args.max_seconds,
-        min_seconds=args.min_seconds,
-        workers=args.workers,
         packages=args.package or None,
         labels=args.label or None,
         download=not args.offline,
         keep_extracted=args.keep_extracted,
+        **options,
     )
     for label, n in args.cap or []:
         config.max_per_label[label] = n
@@ -84,9 +108,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--package", action="append", help="only this package (repeatable)")
     build.add_argument("--label", action="append", help="only this class (repeatable)")
     build.add_argument("--cap", action="append", type=_cap, metavar="LABEL=N", help="at most N recordings of LABEL")
-    build.add_argument("--max-seconds", type=float, default=180.0, help="keep at most this much of each recording")
-    build.add_argument("--min-seconds", type=float, default=0.05, help="skip recordings shorter than this")
-    build.add_argument("--workers", type=int, default=2, help="conversion processes (default 2)")
+    build.add_argument(
+        "--config", help="corpus YAML (keys of tta.data.corpus.BuildConfig), e.g. configs/data/corpus.yaml"
+    )
+    build.add_argument("--max-seconds", type=float, help="keep at most this much of each recording (default 180)")
+    build.add_argument("--min-seconds", type=float, help="skip recordings shorter than this (default 0.05)")
+    build.add_argument("--workers", type=int, help="conversion processes (default 2)")
     build.add_argument("--offline", action="store_true", help="use only .deb files already downloaded")
     build.add_argument("--keep-extracted", action="store_true", help="keep unpacked package folders")
     build.set_defaults(func=_build)
