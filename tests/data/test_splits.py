@@ -15,13 +15,17 @@ def _labels(n_per_class):
 
 
 def test_every_class_with_three_recordings_has_test_and_valid():
-    labels = _labels({"a": 3, "b": 4, "c": 50, "d": 2, "e": 1})
+    labels = _labels({"a": 3, "b": 4, "f": 6, "c": 50, "d": 2, "e": 1})
     split = assign_splits(labels)
     by_class = defaultdict(set)
     for md5, labs in labels.items():
         by_class[labs[0]].add(split[md5])
-    for c in ("a", "b", "c"):
+    for c in ("f", "c"):
         assert by_class[c] == {"train", "valid", "test"}, c
+    for c in ("a", "b"):
+        assert by_class[c] == {"train", "test"}, c
+    counts = {c: sum(split[m] != "train" for m, labs in labels.items() if labs[0] == c) for c in "abf"}
+    assert counts == {"a": 1, "b": 1, "f": 2}
     assert by_class["d"] == {"train"} and by_class["e"] == {"train"}
     assert assign_splits(labels) == split  # deterministic
 

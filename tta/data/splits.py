@@ -2,8 +2,9 @@
 
 A recording is identified by the md5 of its source file: every clip cut from it, and any copy of it, lands
 in the same split, so no recording leaks from train into test. The split of an md5 is a deterministic hash
-(80/10/10 by default), then nudged so that every class with at least 3 recordings has one in test and one
-in valid, and every class keeps at least one in train. A class with one long recording (e.g. a 120 s rain
+(80/10/10 by default), then nudged per class: a class with fewer than 3 recordings stays in train; with 3-4
+it has exactly one in test (none in valid); with 5-9 exactly one in test and one in valid; with 10 or more
+at least one in each. So every class keeps most of its recordings for training. A class with one long recording (e.g. a 120 s rain
 ambience) therefore has all of it in a single split; windows of it are never spread across splits.
 """
 
@@ -59,15 +60,18 @@ def assign_splits(labels_by_md5: Mapping[str, Iterable[str]], valid: float = 0.1
     # Smallest classes first: their few recordings matter most.
     for label in sorted(by_class, key=lambda c: (len(by_class[c]), c)):
         md5s = sorted(by_class[label], key=hash_unit)
-        if len(md5s) < 3:
+        n = len(md5s)
+        if n < 3:
             for md5 in md5s:  # too few to hold one out: keep them for training
                 split[md5] = "train"
             continue
-        for wanted in ("test", "valid"):
-            if not any(split[m] == wanted for m in md5s):
-                train = [m for m in md5s if split[m] == "train"]
-                if len(train) > 1:
-                    split[train[0]] = wanted
-        if not any(split[m] == "train" for m in md5s):
-            split[md5s[-1]] = "train"
+        held = ("test",) if n < 5 else ("test", "valid")
+        for name in SPLITS[1:]:
+            members = [m for m in md5s if split[m] == name]
+            limit = 0 if name not in held else (1 if n < 10 else len(members))
+            for md5 in members[limit:]:  # small classes: hold out one recording per split at most
+                split[md5] = "train"
+        for name in held:
+            if not any(split[m] == name for m in md5s):
+                split[next(m for m in md5s if split[m] == "train")] = name
     return split
