@@ -163,3 +163,33 @@ def test_our_paraphrases_cover_every_class_and_differ_from_training_captions():
         seen = {captions.captions_for(label, rng) for _ in range(300)} | set(captions.all_captions(label))
         seen |= set(captions.PARAPHRASE_PROMPTS.get(label, ()))
         assert not seen & set(phrases), label
+
+
+def fake_corpus(root, labels=("dog barking", "rain", "footsteps"), per_label=2, seconds=(0.4, 7.0)):
+    """A tiny corpus in the manifest format of tta.data (tones and noise stand in for the recordings)."""
+    (root / "audio").mkdir(parents=True)
+    rows = []
+    for li, label in enumerate(labels):
+        for j in range(per_label):
+            cid = f"{label.replace(' ', '-')}-{j}"
+            dur = seconds[j % len(seconds)]
+            sf.write(root / "audio" / f"{cid}.flac", toy_sound(TOY_CLASSES[li % 4], dur, seed=j).numpy(), 16000)
+            rows.append(
+                {"id": cid, "path": f"audio/{cid}.flac", "source_package": "fake", "source_path": f"{cid}.wav",
+                 "license": "CC0-1.0", "labels": [label], "captions": [label], "duration": dur, "md5": cid,
+                 "split": "train" if j == 0 else "test"}
+            )  # fmt: skip
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_clap_stage_reads_the_corpus_dataset(tmp_path):
+    pytest.importorskip("tta.data.dataset")
+    root = fake_corpus(tmp_path / "corpus")
+    trainer = ClapTrainer(model=TINY_MODEL, corpus=root, run_dir=tmp_path / "run", mix_prob=0.5, progress=False)
+    data = trainer.build_train_data()
+    items = [data[i] for i in range(6)]
+    assert all(it["audio"].shape == (80000,) and it["caption"] and it["labels"] for it in items)
+    batch = trainer.collate(items)
+    assert batch["audio"].shape == (6, 80000) and len(batch["caption"]) == 6
+    assert len(load_split(root, "test")) == 3
