@@ -65,16 +65,27 @@ def random_reverb(wav: np.ndarray, rng: np.random.Generator, sample_rate: int) -
     return ((1.0 - mix) * wav + mix * wet).astype(np.float32)
 
 
-def augment(wav: np.ndarray, rng: np.random.Generator, sample_rate: int, pitch: bool = True) -> np.ndarray:
-    """Random pitch (±2 semitones, p=0.3), EQ (p=0.3) and reverb (p=0.2) on a waveform [N] -> [N'].
+def crop_augmented(
+    wav: np.ndarray, length: int, rng: np.random.Generator, sample_rate: int, augment: bool = True
+) -> np.ndarray:
+    """A training excerpt of exactly ``length`` samples from ``wav`` [N], augmented when ``augment``.
 
-    Pitch changes the length; crop afterwards.
+    Pitch (±2 semitones, p=0.3) is applied to a crop just long enough to give ``length`` samples after
+    resampling, so a 60 s track costs no more than a 5 s one; then the crop/repeat to ``length``
+    (:func:`crop_or_repeat`), then EQ (p=0.3) and reverb (p=0.2). Without ``augment``: the first
+    ``length`` samples (short clips repeated/padded), no effects.
     """
-    if pitch and rng.random() < 0.3:
-        wav = pitch_shift(wav, rng.uniform(-2.0, 2.0))
-    if rng.random() < 0.3:
+    semitones = float(rng.uniform(-2.0, 2.0)) if augment and rng.random() < 0.3 else 0.0
+    need = int(np.ceil(length * 2.0 ** (semitones / 12.0))) + 1
+    if wav.shape[0] > need:
+        start = int(rng.integers(0, wav.shape[0] - need + 1)) if augment else 0
+        wav = wav[start : start + need]
+    if semitones:
+        wav = pitch_shift(wav, semitones)
+    wav = crop_or_repeat(wav, length, rng, random_offset=augment)
+    if augment and rng.random() < 0.3:
         wav = random_eq(wav, rng, sample_rate)
-    if rng.random() < 0.2:
+    if augment and rng.random() < 0.2:
         wav = random_reverb(wav, rng, sample_rate)
     return wav
 

@@ -21,8 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tta.audio.io import normalize_waveform, resample
-from tta.data.augment import augment as augment_wave
-from tta.data.augment import crop_or_repeat, mix_at_snr
+from tta.data.augment import crop_augmented, mix_at_snr
 from tta.data.captions import (
     BACKGROUND_CLASSES,
     SPEECH_MUSIC_CLASSES,
@@ -190,9 +189,7 @@ class CorpusDataset(Dataset):
 
     def _source(self, k: int, rng: np.random.Generator) -> tuple[int, np.ndarray]:
         k, wav = self._load_checked(k, rng)
-        if self.augment:
-            wav = augment_wave(wav, rng, self.sample_rate)
-        return k, crop_or_repeat(wav, self.length, rng, random_offset=self.augment)
+        return k, crop_augmented(wav, self.length, rng, self.sample_rate, augment=self.augment)
 
     def _detail(self, k: int) -> Detail | None:
         rec = self.records[k]
