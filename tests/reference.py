@@ -93,3 +93,43 @@ def audio_tools() -> types.ModuleType:
     finally:
         if stubbed:
             del sys.modules["torchaudio"]
+
+
+class _Identity(torch.nn.Module):
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+def htsat() -> types.ModuleType:
+    """The original ``audioldm.clap.open_clip.htsat`` (the CLAP audio branch).
+
+    Its front-end comes from torchlibrosa and ``open_clip/utils.py`` imports torchvision; where they are absent,
+    stand-ins are registered just for the import (identity front-end modules: callers feed log-mels, and
+    replace the front-end with ``nn.Identity`` anyway).
+    """
+    if "audioldm.clap.open_clip.htsat" in sys.modules:
+        return sys.modules["audioldm.clap.open_clip.htsat"]
+    root = require_audioldm()
+    original("utils")  # stubs the parent package and progressbar
+    stubs: dict[str, types.ModuleType] = {}
+    if importlib.util.find_spec("torchlibrosa") is None:
+        stft, augmentation = types.ModuleType("torchlibrosa.stft"), types.ModuleType("torchlibrosa.augmentation")
+        stft.Spectrogram = stft.LogmelFilterBank = augmentation.SpecAugmentation = _Identity
+        stubs.update({"torchlibrosa": types.ModuleType("torchlibrosa"), "torchlibrosa.stft": stft})
+        stubs["torchlibrosa.augmentation"] = augmentation
+    if importlib.util.find_spec("torchvision") is None:
+        misc = types.ModuleType("torchvision.ops.misc")
+        misc.FrozenBatchNorm2d = torch.nn.BatchNorm2d
+        stubs.update({"torchvision": types.ModuleType("torchvision"), "torchvision.ops": types.ModuleType("x")})
+        stubs["torchvision.ops.misc"] = misc
+    sys.modules.update(stubs)
+    try:
+        _stub_package("audioldm.clap", root / "clap")
+        _stub_package("audioldm.clap.open_clip", root / "clap" / "open_clip")
+        return importlib.import_module("audioldm.clap.open_clip.htsat")
+    finally:
+        for name in stubs:
+            sys.modules.pop(name, None)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
 
-from tests.reference import original
+from tests.reference import htsat, original
 
 FILM_DIM = 16  # CLAP embedding size of the tiny model (512 in AudioLDM)
 NUM_HEAD_CHANNELS = 16
@@ -31,6 +32,16 @@ DDCONFIG = dict(
 HIFIGAN = dict(
     upsample_rates=[5, 4, 2, 2, 2], upsample_kernel_sizes=[16, 16, 8, 4, 4], upsample_initial_channel=64,
     resblock_kernel_sizes=[3, 7], resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5]], num_mels=64, resblock="1",
+)  # fmt: skip
+
+
+HTSAT = dict(
+    spec_size=256, patch_size=4, patch_stride=(4, 4), num_classes=527, embed_dim=16, depths=[1, 2], num_heads=[1, 2],
+    window_size=8, enable_fusion=False,
+)  # fmt: skip
+HTSAT_AUDIO_CFG = dict(
+    mel_bins=64, sample_rate=48000, window_size=1024, hop_size=480, fmin=50, fmax=14000, class_num=527,
+    enable_repeat_mode=False,
 )  # fmt: skip
 
 
@@ -85,6 +96,8 @@ class OriginalAudioLDM:
     vocoder: nn.Module
     text_branch: nn.Module
     text_projection: nn.Module
+    audio_branch: nn.Module
+    audio_projection: nn.Module
     state_dict: dict[str, torch.Tensor]
 
 
@@ -104,6 +117,15 @@ def build_original(seed: int = 0) -> OriginalAudioLDM:
     )  # fmt: skip
     text_branch = perturb(RobertaModel(text_config))
     text_projection = perturb(nn.Sequential(nn.Linear(64, FILM_DIM), nn.ReLU(), nn.Linear(FILM_DIM, FILM_DIM)))
+    audio_branch = htsat().HTSAT_Swin_Transformer(config=SimpleNamespace(**HTSAT_AUDIO_CFG), **HTSAT)
+    audio_branch.spectrogram_extractor = nn.Identity()  # torchlibrosa front-end: tests feed log-mels [B, 1, T, 64]
+    audio_branch.logmel_extractor = nn.Identity()
+    perturb(audio_branch, scale=0.3)  # large enough for attention patterns to matter
+    with torch.no_grad():
+        audio_branch.bn0.running_mean.normal_()
+        audio_branch.bn0.running_var.uniform_(0.5, 2.0)
+    hidden = audio_branch.num_features
+    audio_projection = perturb(nn.Sequential(nn.Linear(hidden, FILM_DIM), nn.ReLU(), nn.Linear(FILM_DIM, FILM_DIM)))
 
     state_dict: dict[str, torch.Tensor] = {}
     parts = {
@@ -112,19 +134,26 @@ def build_original(seed: int = 0) -> OriginalAudioLDM:
         "first_stage_model.vocoder.": vocoder,
         "cond_stage_model.model.text_branch.": text_branch,
         "cond_stage_model.model.text_projection.": text_projection,
+        "cond_stage_model.model.audio_branch.": audio_branch,
+        "cond_stage_model.model.audio_projection.": audio_projection,
     }
     for prefix, module in parts.items():
         state_dict.update({prefix + k: v.clone() for k, v in module.state_dict().items()})
     # Parts of the real checkpoint that the conversion must ignore or read: transformers < 4.31 saved RoBERTa's
-    # position_ids buffer; the HTSAT audio branch, training-only MLPs and logit scales are not text-tower weights.
+    # position_ids buffer; the torchlibrosa front-end's fixed STFT/mel weights and the training-only MLPs are not
+    # converted; the logit scales are.
     state_dict["cond_stage_model.model.text_branch.embeddings.position_ids"] = torch.arange(40)[None]
     state_dict["cond_stage_model.model.audio_branch.spectrogram_extractor.stft.conv_real.weight"] = torch.randn(
         4, 1, 8
     )
     state_dict["cond_stage_model.model.text_transform.sequential.0.weight"] = torch.randn(FILM_DIM, FILM_DIM)
+    state_dict["cond_stage_model.model.audio_branch.logmel_extractor.melW"] = torch.randn(513, 64)
     state_dict["cond_stage_model.model.logit_scale_a"] = torch.tensor(2.3)
+    state_dict["cond_stage_model.model.logit_scale_t"] = torch.tensor(2.5)
     state_dict["scale_factor"] = torch.tensor(SCALE_FACTOR)
     betas = torch.linspace(0.0015**0.5, 0.0195**0.5, 1000, dtype=torch.float64) ** 2
     state_dict["betas"] = betas.float()
     state_dict["alphas_cumprod"] = torch.cumprod(1 - betas, 0).float()
-    return OriginalAudioLDM(unet, vae, vocoder, text_branch, text_projection, state_dict)
+    return OriginalAudioLDM(
+        unet, vae, vocoder, text_branch, text_projection, audio_branch.eval(), audio_projection, state_dict
+    )

@@ -21,7 +21,10 @@ from tta.convert import ConvertOptions, audioldm_ckpt, convert_audioldm_checkpoi
 from tta.convert.unet import convert_unet
 from tta.errors import InputError, ModelLoadError
 
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore:torch.meshgrid:UserWarning"),  # the original HTSAT's meshgrid call
+]
 
 
 def _max_rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
@@ -53,12 +56,13 @@ def test_folder_layout(converted):
     assert index["vae"] == ["diffusers", "AutoencoderKL"]
     assert index["vocoder"] == ["transformers", "SpeechT5HifiGan"]
     assert index["scheduler"] == ["diffusers", "DDIMScheduler"]
-    assert index["clap"] == ["tta", "hf-clap-text"]
+    assert index["clap"] == ["tta", "hf-clap"]
     for weights in ("unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"):
         assert (out / weights).is_file()
     assert (out / "vocoder/model.safetensors").is_file() and (out / "clap/model.safetensors").is_file()
-    assert json.loads((out / "clap/config.json").read_text())["model_type"] == "clap_text_model"
+    assert json.loads((out / "clap/config.json").read_text())["model_type"] == "clap"
     assert (out / "clap/tokenizer/tokenizer_config.json").is_file()
+    assert json.loads((out / "clap/preprocessor_config.json").read_text())["sampling_rate"] == 48000
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
     vae_config = json.loads((out / "vae/config.json").read_text())
     assert vae_config["scaling_factor"] == pytest.approx(SCALE_FACTOR)
@@ -123,33 +127,71 @@ def test_vocoder_parity(converted):
     assert _max_rel_err(ours, expected) <= 1e-5
 
 
+def _reference_text_embedding(ref, batch) -> torch.Tensor:
+    """The original CLAP's ``get_text_embedding``: normalize(text_projection(RoBERTa pooler output))."""
+    with torch.no_grad():
+        pooled = ref.text_branch(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).pooler_output
+        return torch.nn.functional.normalize(ref.text_projection(pooled), dim=-1)
+
+
 def test_clap_text_parity(converted):
-    from transformers import AutoTokenizer, ClapTextModelWithProjection
+    from transformers import AutoTokenizer, ClapModel
 
     ref, out = converted
     tokenizer = AutoTokenizer.from_pretrained(str(out / "clap/tokenizer"), local_files_only=True)
-    text_model = ClapTextModelWithProjection.from_pretrained(out / "clap").eval()
+    clap = ClapModel.from_pretrained(out / "clap").eval()
     batch = tokenizer(["a dog barks", "rain"], padding="max_length", max_length=16, return_tensors="pt")
     with torch.no_grad():
-        pooled = ref.text_branch(input_ids=batch.input_ids, attention_mask=batch.attention_mask).pooler_output
-        expected = torch.nn.functional.normalize(ref.text_projection(pooled), dim=-1)  # CLAP.get_text_embedding
-        ours = torch.nn.functional.normalize(text_model(**batch).text_embeds, dim=-1)
+        pooled = clap.text_model(**batch).pooler_output
+        ours = torch.nn.functional.normalize(clap.text_projection(pooled), dim=-1)
+    assert _max_rel_err(ours, _reference_text_embedding(ref, batch)) <= 1e-5
+    assert clap.logit_scale_a.item() == pytest.approx(2.3) and clap.logit_scale_t.item() == pytest.approx(2.5)
+
+
+def test_clap_audio_parity(converted):
+    """The HTSAT tower from the same log-mel (the front-ends differ in code: torchlibrosa vs numpy)."""
+    from transformers import ClapModel
+
+    ref, out = converted
+    clap = ClapModel.from_pretrained(out / "clap").eval()
+    mel = torch.randn(2, 1, 1001, 64, generator=torch.Generator().manual_seed(4))  # [B, 1, T, mel bins]
+    with torch.no_grad():
+        latent = ref.audio_branch({"waveform": mel}, device="cpu")["embedding"]
+        expected = torch.nn.functional.normalize(ref.audio_projection(latent), dim=-1)
+        pooled = clap.audio_model(input_features=mel).pooler_output
+        ours = torch.nn.functional.normalize(clap.audio_projection(pooled), dim=-1)
     assert _max_rel_err(ours, expected) <= 1e-5
 
 
-def test_load_clap_reads_the_converted_text_tower(converted):
-    pytest.importorskip("tta.models.clap.hf", reason="HFClapText backend not available")
+def test_clap_text_only(converted, tmp_path):
+    ref, out = converted
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": ref.state_dict}, ckpt)
+    options = ConvertOptions(tokenizer=out / "clap" / "tokenizer", clap_audio=False)
+    folder = convert_audioldm_checkpoint(ckpt, tmp_path / "text-only", options)
+    assert json.loads((folder / "clap/config.json").read_text())["model_type"] == "clap_text_model"
+    assert json.loads((folder / "model_index.json").read_text())["clap"] == ["tta", "hf-clap-text"]
+    from transformers import ClapTextModelWithProjection
+
+    text_model = ClapTextModelWithProjection.from_pretrained(folder / "clap").eval()
+    batch = {"input_ids": torch.tensor([[0, 7, 8, 2, 1]]), "attention_mask": torch.tensor([[1, 1, 1, 1, 0]])}
+    with torch.no_grad():
+        ours = torch.nn.functional.normalize(text_model(**batch).text_embeds, dim=-1)
+    assert _max_rel_err(ours, _reference_text_embedding(ref, batch)) <= 1e-5
+
+
+def test_load_clap_reads_the_converted_clap(converted):
+    pytest.importorskip("tta.models.clap.hf", reason="HF CLAP backends not available")
     from tta.models.clap import load_clap
 
     ref, out = converted
     clap = load_clap(out / "clap")
-    assert not clap.has_audio and clap.embedding_dim == FILM_DIM
+    assert clap.has_audio and clap.embedding_dim == FILM_DIM
     emb = clap.encode_text(["a dog barks"])
     batch = clap.tokenizer(["a dog barks"], return_tensors="pt")
-    with torch.no_grad():
-        pooled = ref.text_branch(input_ids=batch.input_ids, attention_mask=batch.attention_mask).pooler_output
-        expected = torch.nn.functional.normalize(ref.text_projection(pooled), dim=-1)
-    assert _max_rel_err(emb, expected) <= 1e-5
+    assert _max_rel_err(emb, _reference_text_embedding(ref, batch)) <= 1e-5
+    audio = clap.encode_audio(0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(5)))
+    assert audio.shape == (2, FILM_DIM) and torch.allclose(audio.norm(dim=-1), torch.ones(2), atol=1e-5)
 
 
 def test_scheduler_matches_training_schedule(converted):

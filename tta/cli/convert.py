@@ -23,7 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="local roberta-base tokenizer folder for the CLAP text encoder (default: the local Hugging Face cache)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
-    parser.add_argument("--no-clap", action="store_true", help="skip the CLAP text encoder (no tokenizer needed)")
+    parser.add_argument("--no-clap", action="store_true", help="skip CLAP entirely (no tokenizer needed)")
+    parser.add_argument(
+        "--clap-text-only",
+        action="store_true",
+        help="convert only CLAP's text tower, not its HTSAT audio branch (no audio embeddings or re-ranking)",
+    )
     parser.add_argument(
         "--num-head-channels",
         type=int,
@@ -44,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         num_head_channels=args.num_head_channels,
         overwrite=args.overwrite,
         with_clap=not args.no_clap,
+        clap_audio=not args.clap_text_only,
     )
     folder = convert_audioldm_checkpoint(args.checkpoint, args.output, options)
     print(f"wrote {folder}")

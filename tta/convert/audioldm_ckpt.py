@@ -8,9 +8,13 @@ original prefix                 part                                            
 ``model.diffusion_model.``      ``openaimodel.UNetModel`` (FiLM-conditioned)    ``unet/``
 ``first_stage_model.``          mel VAE (``encoder``, ``decoder``, quant convs)  ``vae/``
 ``first_stage_model.vocoder.``  HiFi-GAN generator                              ``vocoder/``
-``cond_stage_model.model.``     CLAP (RoBERTa text branch + HTSAT audio)        ``clap/`` (text tower)
+``cond_stage_model.model.``     CLAP (RoBERTa text branch + HTSAT audio)        ``clap/``
 ``scale_factor``, ``betas``     latent scale, noise schedule                    ``vae/``, ``scheduler/``
 ==============================  ==============================================  ====================
+
+``clap/`` holds a full transformers ``ClapModel`` (both towers, ``tokenizer/`` and a ``ClapFeatureExtractor``
+configured as AudioLDM's CLAP front-end) when the checkpoint has the HTSAT audio branch, else (or with
+``clap_audio=False``) the text tower alone as ``ClapTextModelWithProjection``.
 
 The folder is written next to its destination and renamed into place only when complete. Nothing is
 downloaded: the RoBERTa tokenizer (absent from the checkpoint) comes from ``tokenizer`` or the local Hugging
@@ -29,6 +33,7 @@ from typing import Any
 
 import torch
 
+from tta.convert.clap_audio import convert_clap_model, has_audio_branch
 from tta.convert.clap_text import convert_clap_text
 from tta.convert.common import StateDict, take_prefix
 from tta.convert.hifigan import convert_vocoder
@@ -57,13 +62,16 @@ class ConvertOptions:
         num_head_channels: channels per UNet attention head; None = the released models' value
             (32; 64 for AudioLDM-L).
         overwrite: replace an existing output folder.
-        with_clap: convert the CLAP text tower (needs a tokenizer); False skips ``clap/``.
+        with_clap: convert CLAP (needs a tokenizer); False skips ``clap/``.
+        clap_audio: convert CLAP's audio branch too (a full ``ClapModel``) when the checkpoint has it; False
+            writes the text tower only.
     """
 
     tokenizer: str | os.PathLike | None = None
     num_head_channels: int | None = None
     overwrite: bool = False
     with_clap: bool = True
+    clap_audio: bool = True
 
 
 def read_state_dict(path: str | os.PathLike) -> StateDict:
@@ -129,6 +137,24 @@ def load_tokenizer(folder: str | os.PathLike | None):
         ) from err
 
 
+def audioldm_clap_feature_extractor():
+    """transformers' CLAP feature extractor set up as AudioLDM's HTSAT-tiny front-end (``audio_cfg`` of
+    ``HTSAT-tiny.json``): 48 kHz, 1024-point window, hop 480, 64 slaney mels 50-14000 Hz, 10 s, repeat-padded."""
+    from transformers import ClapFeatureExtractor
+
+    return ClapFeatureExtractor(
+        feature_size=64,
+        sampling_rate=48000,
+        hop_length=480,
+        max_length_s=10,
+        fft_window_size=1024,
+        frequency_min=50,
+        frequency_max=14000,
+        padding="repeatpad",
+        truncation="rand_trunc",
+    )
+
+
 def model_index(clap_backend: str | None) -> dict[str, Any]:
     """The ``model_index.json`` of a tta model folder."""
     from tta import __version__
@@ -170,9 +196,14 @@ def _write_folder(state_dict: StateDict, folder: Path, options: ConvertOptions) 
         clap_sd = take_prefix(state_dict, CLAP_PREFIX)
         if not clap_sd:
             raise ModelLoadError(f"the checkpoint has no CLAP (no keys under {CLAP_PREFIX!r}); use --no-clap")
-        convert_clap_text(clap_sd).save_pretrained(str(folder / "clap"), safe_serialization=True)
+        if options.clap_audio and has_audio_branch(clap_sd):
+            convert_clap_model(clap_sd).save_pretrained(str(folder / "clap"), safe_serialization=True)
+            audioldm_clap_feature_extractor().save_pretrained(str(folder / "clap"))
+            backend = "hf-clap"  # keys of tta.models.clap.BACKENDS
+        else:
+            convert_clap_text(clap_sd).save_pretrained(str(folder / "clap"), safe_serialization=True)
+            backend = "hf-clap-text"
         tokenizer.save_pretrained(str(folder / "clap" / "tokenizer"))
-        backend = "hf-clap-text"  # a key of tta.models.clap.BACKENDS
     (folder / "model_index.json").write_text(json.dumps(model_index(backend), indent=2) + "\n")
 
 
