@@ -163,6 +163,35 @@ def test_clap_audio_parity(converted):
     assert _max_rel_err(ours, expected) <= 1e-5
 
 
+def _htsat_logmel(wav):
+    """HTSAT's torchlibrosa front-end written with librosa: power STFT (Hann 1024, hop 480, centred, reflect),
+    64 slaney mels 50-14000 Hz at 48 kHz, 10 log10(max(x, 1e-10)), no top_db (htsat.py, HTSAT-tiny.json)."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=wav, sr=48000, n_fft=1024, hop_length=480, win_length=1024, window="hann", center=True, pad_mode="reflect",
+        power=2.0, n_mels=64, fmin=50, fmax=14000,
+    )  # fmt: skip
+    return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).T
+
+
+def test_clap_feature_extractor_matches_htsat_front_end(converted):
+    import numpy as np
+    from transformers import ClapFeatureExtractor
+
+    _, out = converted
+    extractor = ClapFeatureExtractor.from_pretrained(str(out / "clap"), local_files_only=True)
+    rng = np.random.default_rng(0)
+    full = (0.1 * rng.standard_normal(480000)).astype(np.float32)  # exactly 10 s at 48 kHz
+    short = full[:100000]  # repeated, then zero-padded to 10 s (the original's "repeatpad")
+    repeated = np.tile(short, 480000 // len(short))
+    repeated = np.pad(repeated, (0, 480000 - len(repeated)))
+    for wav, reference in ((full, full), (short, repeated)):
+        ours = extractor([wav], sampling_rate=48000, return_tensors="np")["input_features"][0, 0]
+        assert ours.shape == (1001, 64)
+        assert np.abs(ours - _htsat_logmel(reference)).max() <= 1e-4  # dB, values up to ~40
+
+
 def test_clap_text_only(converted, tmp_path):
     ref, out = converted
     ckpt = tmp_path / "model.ckpt"
