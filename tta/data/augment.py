@@ -65,6 +65,21 @@ def random_reverb(wav: np.ndarray, rng: np.random.Generator, sample_rate: int) -
     return ((1.0 - mix) * wav + mix * wet).astype(np.float32)
 
 
+def augment(wav: np.ndarray, rng: np.random.Generator, sample_rate: int, pitch: bool = True) -> np.ndarray:
+    """Random pitch (±2 semitones, p=0.3), EQ (p=0.3) and reverb (p=0.2) on a whole waveform [N] -> [N'].
+
+    Pitch changes the length; crop afterwards. :func:`crop_augmented` does the same on a crop, far cheaper
+    for long recordings (what :class:`~tta.data.dataset.CorpusDataset` uses).
+    """
+    if pitch and rng.random() < 0.3:
+        wav = pitch_shift(wav, rng.uniform(-2.0, 2.0))
+    if rng.random() < 0.3:
+        wav = random_eq(wav, rng, sample_rate)
+    if rng.random() < 0.2:
+        wav = random_reverb(wav, rng, sample_rate)
+    return wav
+
+
 def crop_augmented(
     wav: np.ndarray, length: int, rng: np.random.Generator, sample_rate: int, augment: bool = True
 ) -> np.ndarray:
