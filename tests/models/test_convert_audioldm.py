@@ -287,3 +287,13 @@ def test_failure_leaves_nothing(converted, tmp_path):
     with pytest.raises(ModelLoadError, match="vocoder"):
         convert_audioldm_checkpoint(ckpt, tmp_path / "out", ConvertOptions(with_clap=False))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["partial.safetensors"]
+
+
+def test_pipeline_generates_from_the_converted_folder(converted):
+    pipeline = pytest.importorskip("tta.pipeline", reason="TTAPipeline not available")
+    _, out = converted
+    pipe = pipeline.TTAPipeline.from_pretrained(out)
+    result = pipe(
+        "a dog barks", audio_length_in_s=0.5, num_inference_steps=2, num_candidates=2, seed=0, progress=False
+    )
+    assert result.audios.shape == (1, 8000) and result.sample_rate == 16000
