@@ -38,6 +38,12 @@ def test_details_from_file_names():
     d = clip_detail("footsteps", "public.zip:audio/actor/singlesteps/fs_gravel3.ogg")
     assert d.noun == "footsteps on gravel"
     assert clip_detail("musical instrument", "usr/share/lmms/samples/drums/snare05.ogg").noun == "a snare drum"
+    assert (
+        clip_detail("speech", "usr/share/tuxpaint/stamps/birds/pigeon_desc_fr.ogg").noun == "a person speaking French"
+    )
+    assert clip_detail("speech", "usr/share/tuxpaint/stamps/math/7_en_GB.ogg").clause == "someone speaks English"
+    assert clip_detail("speech", "x/Sounds/voices/Default_pl/Ow2.ogg").noun == "a person speaking Polish"
+    assert clip_detail("speech", "x/Sounds/voices/Pirate/Ow2.ogg") is None
     rng = np.random.default_rng(1)
     mixes = {mixture_caption("footsteps", "wind", rng, detail_a=d) for _ in range(200)}
     assert "footsteps on gravel with wind in the background" in mixes

@@ -155,14 +155,15 @@ CLASS_TEXT: dict[str, ClassText] = {
     ),
     "laughter": _t(["laughter", "someone laughing", "a laugh"], ["someone laughs", "a person is laughing"]),
     "screaming": _t(
-        ["a scream", "someone screaming", "a cry of pain"], ["someone screams", "a person cries out", "a man yells"]
+        ["a scream", "someone screaming", "a cry of pain"],
+        ["someone screams", "a person cries out", "someone yells in pain"],
     ),
     "coughing": _t(["coughing", "a cough", "someone coughing"], ["someone coughs", "a person is coughing"]),
     "snoring": _t(["snoring", "someone snoring"], ["someone snores", "a person is snoring"]),
     "heartbeat": _t(["a heartbeat", "a beating heart"], ["a heart beats", "a heart is beating"]),
     "speech": _t(
         ["speech", "a person speaking", "someone talking", "a voice"],
-        ["a person speaks", "someone talks", "a man speaks", "a woman speaks"],
+        ["a person speaks", "someone talks", "a voice speaks", "someone says a few words"],
         ["a person is speaking", "a voice saying a few words"],
     ),
     "telephone speech": _t(
@@ -300,7 +301,22 @@ _INSTRUMENTS = {
     "organ": "an organ",
     "bell": "a bell",
 }
-_WEATHER_WORDS = {"leaves": "wind rustling leaves", "storm": "a storm"}
+_LANGUAGES = {
+    "be": "Belarusian", "bg": "Bulgarian", "ca": "Catalan", "cs": "Czech", "da": "Danish", "de": "German",
+    "el": "Greek", "en": "English", "es": "Spanish", "fi": "Finnish", "fr": "French", "hu": "Hungarian",
+    "it": "Italian", "ja": "Japanese", "ko": "Korean", "lt": "Lithuanian", "nb": "Norwegian", "nl": "Dutch",
+    "nn": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak",
+    "sl": "Slovenian", "sv": "Swedish", "tr": "Turkish", "uk": "Ukrainian", "zh": "Chinese",
+}  # fmt: skip
+_LANGUAGE_RE = re.compile(r"(?:_desc)?_([a-z]{2})(?:_[A-Z]{2})?$|/voices/Default_([a-z]{2})/")
+
+
+def _language(source_path: str) -> str | None:
+    """The language a speech file is in, from tuxpaint's ``*_desc_es.ogg`` or hedgewars' ``Default_pl/``."""
+    stem = source_path.rsplit(".", 1)[0]
+    match = _LANGUAGE_RE.search(stem) or _LANGUAGE_RE.search(source_path)
+    code = match and (match.group(1) or match.group(2))
+    return _LANGUAGES.get(code) if code else None
 
 
 def _words(source_path: str) -> list[str]:
@@ -311,11 +327,16 @@ def _words(source_path: str) -> list[str]:
 def clip_detail(label: str, source_path: str, description: str | None = None) -> Detail | None:
     """Details that the file name (or OpenTTD's written description) adds to a clip of class ``label``.
 
-    Examples: ``footsteps`` + ``fs_gravel3.ogg`` -> "footsteps on gravel"; ``musical instrument`` +
+    Examples: ``footsteps`` + ``fs_gravel3.ogg`` -> "footsteps on gravel"; ``speech`` + ``pigeon_desc_fr.ogg``
+    -> "a person speaking French"; ``musical instrument`` +
     ``snare05.ogg`` -> "a snare drum"; an OpenTTD description "Steam train station departure" -> "a steam
     train station departure".
     """
     words = _words(source_path)
+    if label == "speech":
+        language = _language(source_path)
+        if language:
+            return Detail(f"a person speaking {language}", f"someone speaks {language}")
     if label == "footsteps":
         for word in words:
             if word in _FOOTSTEP_SURFACES:

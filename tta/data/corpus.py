@@ -334,6 +334,9 @@ def build_corpus(config: BuildConfig) -> BuildResult:
         if pool is not None:
             pool.shutdown()
 
+    for rec in records:  # captions follow tta.data.captions even for packages built by an older version
+        label = rec["labels"][0]
+        rec["captions"] = all_captions(label, clip_detail(label, rec["source_path"], rec.get("description")))
     splits = assign_splits({r["md5"]: r["labels"] for r in records}, valid=config.valid, test=config.test)
     for rec in records:
         rec["split"] = splits[rec["md5"]]
