@@ -103,3 +103,16 @@ def test_shipped_default_clap_loads():
     emb = clap.encode_text(["the sound of rain"])
     assert emb.shape == (1, 512)
     assert clap.encode_audio(torch.randn(1, 16000) * 0.1).shape == (1, 512)
+
+
+def test_embeddings_do_not_depend_on_the_batch(tiny_clap):
+    """The pipeline encodes each prompt alone and re-ranks candidates in batches: both must agree."""
+    texts = ["a dog barks", "thunder rolls in the distance"]
+    wavs = torch.randn(3, 16000) * 0.1
+    with torch.no_grad():
+        together_t, together_a = tiny_clap.encode_text(texts), tiny_clap.encode_audio(wavs)
+        for i, t in enumerate(texts):
+            torch.testing.assert_close(tiny_clap.encode_text([t])[0], together_t[i], atol=1e-5, rtol=1e-5)
+        for i in range(3):
+            torch.testing.assert_close(tiny_clap.encode_audio(wavs[i : i + 1])[0], together_a[i], atol=1e-5, rtol=1e-5)
+    assert tiny_clap.device == torch.device("cpu")
