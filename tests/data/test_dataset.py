@@ -86,3 +86,12 @@ def test_unreadable_clip_is_reported_and_replaced(built_corpus, tmp_path):
 def test_missing_corpus_is_an_input_error(tmp_path):
     with pytest.raises(InputError):
         CorpusDataset(tmp_path)
+
+
+def test_balance_power_weights_classes_by_size(built_corpus):
+    uniform = CorpusDataset(built_corpus, clip_seconds=0.5, speech_music_frac=0.0)
+    by_size = CorpusDataset(built_corpus, clip_seconds=0.5, speech_music_frac=0.0, balance_power=1.0)
+    events = [k for k, label in enumerate(uniform.labels) if label not in ("speech", "music")]
+    sizes = np.array([len(uniform.by_label[uniform.labels[k]]) for k in events], dtype=float)
+    assert np.allclose(uniform._class_weights[events], 1.0 / len(events))
+    assert np.allclose(by_size._class_weights[events], sizes / sizes.sum())

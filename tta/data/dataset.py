@@ -50,6 +50,8 @@ class CorpusDataset(Dataset):
         examples_per_epoch: ``len(self)`` for class-balanced sampling (default ``max(#clips, 50 * #classes)``).
         balanced: draw classes uniformly (default for ``"train"``); otherwise item ``i`` is clip ``i``.
         speech_music_frac: share of balanced draws given to speech/music classes together.
+        balance_power: within the events (and within speech/music), a class is drawn in proportion to
+            ``#clips ** balance_power``: 0 = every class equally often (default), 1 = every clip equally often.
         short_clips: ``"repeat"`` (tile/pad clips shorter than ``clip_seconds``) or ``"skip"`` (drop them,
             counted in :attr:`skipped`).
         cache: keep decoded clips in memory.
@@ -71,6 +73,7 @@ class CorpusDataset(Dataset):
         examples_per_epoch: int | None = None,
         balanced: bool | None = None,
         speech_music_frac: float = 0.15,
+        balance_power: float = 0.0,
         short_clips: str = "repeat",
         cache: bool = True,
     ):
@@ -92,6 +95,7 @@ class CorpusDataset(Dataset):
         self.epoch = 0
         self.held_out_pairs = tuple(HELD_OUT_PAIRS if held_out_pairs is None else held_out_pairs)
         self.speech_music_frac = speech_music_frac
+        self.balance_power = balance_power
         self.cache = cache
         self.skipped: Counter[str] = Counter()
         self._audio: dict[str, np.ndarray] = {}
@@ -122,15 +126,16 @@ class CorpusDataset(Dataset):
     # ----------------------------------------------------------------------------------------- sampling
 
     def _weights(self) -> np.ndarray:
-        """Class draw probabilities: events share ``1 - speech_music_frac`` equally, speech/music the rest."""
-        special = [label in SPEECH_MUSIC_CLASSES for label in self.labels]
-        n_special = sum(special)
-        n_events = len(self.labels) - n_special
-        if n_special == 0 or n_events == 0:
-            return np.full(len(self.labels), 1.0 / len(self.labels))
-        w = np.array(
-            [self.speech_music_frac / n_special if s else (1 - self.speech_music_frac) / n_events for s in special]
-        )
+        """Class draw probabilities [C]: events share ``1 - speech_music_frac``, speech/music the rest; inside
+        each group a class weighs ``#clips ** balance_power``."""
+        special = np.array([label in SPEECH_MUSIC_CLASSES for label in self.labels])
+        sizes = np.array([len(self.by_label[label]) for label in self.labels], dtype=np.float64) ** self.balance_power
+        w = np.zeros(len(self.labels))
+        groups = [(special, self.speech_music_frac), (~special, 1.0 - self.speech_music_frac)]
+        if special.all() or not special.any():
+            groups = [(np.ones(len(self.labels), dtype=bool), 1.0)]
+        for mask, share in groups:
+            w[mask] = share * sizes[mask] / sizes[mask].sum()
         return w / w.sum()
 
     def set_epoch(self, epoch: int) -> None:

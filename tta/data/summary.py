@@ -52,7 +52,10 @@ def format_table(summary: dict) -> str:
     lines = [f"{'class':<24}{'clips':>7}{'minutes':>9}{'train':>7}{'valid':>7}{'test':>6}"]
     for label, c in summary["classes"].items():
         lines.append(f"{label:<24}{c['clips']:>7}{c['minutes']:>9.1f}{c['train']:>7}{c['valid']:>7}{c['test']:>6}")
-    lines.append(f"{'TOTAL':<24}{summary['clips']:>7}{summary['minutes']:>9.1f}")
+    totals = {k: sum(c[k] for c in summary["classes"].values()) for k in ("train", "valid", "test")}
+    lines.append(
+        f"{'TOTAL':<24}{summary['clips']:>7}{summary['minutes']:>9.1f}{totals['train']:>7}{totals['valid']:>7}{totals['test']:>6}"
+    )
     lines.append(f"{len(summary['classes'])} classes, {summary['recordings']} distinct source recordings")
     lines.append("")
     lines.append(f"{'licence':<44}{'clips':>7}")
