@@ -139,7 +139,8 @@ def fetch_deb(package: str, debs_dir: str | Path) -> Path:
         debs = sorted(tmp.glob(f"{package}_*.deb"))
         if proc.returncode != 0 or not debs:
             last = (proc.stderr.strip().splitlines() or ["no .deb written"])[-1]
-            raise PackageError(f"{package}: apt-get download failed: {last}")
+            hint = " (not in apt's lists: run `apt-get update`, with Debian main enabled)" if "locate" in last else ""
+            raise PackageError(f"{package}: apt-get download failed: {last}{hint}")
         final = debs_dir / debs[-1].name
         debs[-1].replace(final)
         return final
