@@ -7,6 +7,7 @@ norms' identity affines carry signal: a wrong mapping cannot hide behind a zero.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,8 @@ def tiny_roberta_tokenizer(folder: Path) -> Path:
 class OriginalAudioLDM:
     """The original modules and their state dict in the Lightning layout of a released checkpoint."""
 
-    unet: nn.Module
+    unet: nn.Module  # holding the EMA weights, as in the original's ema_scope (generation)
+    raw_unet: nn.Module  # the raw training weights
     vae: VAE
     vocoder: nn.Module
     text_branch: nn.Module
@@ -154,6 +156,18 @@ def build_original(seed: int = 0) -> OriginalAudioLDM:
     betas = torch.linspace(0.0015**0.5, 0.0195**0.5, 1000, dtype=torch.float64) ** 2
     state_dict["betas"] = betas.float()
     state_dict["alphas_cumprod"] = torch.cumprod(1 - betas, 0).float()
+    # The UNet's EMA copy (LatentDiffusion's model_ema, a LitEma of DiffusionWrapper), made distinct from the raw
+    # weights; generation runs with it swapped in (ema_scope -> LitEma.copy_to).
+    wrapper = nn.Module()
+    wrapper.diffusion_model = unet
+    ema = original("latent_diffusion.ema").LitEma(wrapper)
+    with torch.no_grad():
+        for shadow in ema.buffers():
+            if shadow.is_floating_point() and shadow.ndim > 0:
+                shadow.add_(0.02 * torch.randn_like(shadow))
+    state_dict.update({f"model_ema.{k}": v.clone() for k, v in ema.state_dict().items()})
+    raw_unet = copy.deepcopy(unet)
+    ema.copy_to(wrapper)
     return OriginalAudioLDM(
-        unet, vae, vocoder, text_branch, text_projection, audio_branch.eval(), audio_projection, state_dict
+        unet, raw_unet, vae, vocoder, text_branch, text_projection, audio_branch.eval(), audio_projection, state_dict
     )

@@ -30,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="convert only CLAP's text tower, not its HTSAT audio branch (no audio embeddings or re-ranking)",
     )
     parser.add_argument(
+        "--no-ema",
+        action="store_true",
+        help="take the UNet's raw weights, not its EMA weights (the default when present, as AudioLDM generates)",
+    )
+    parser.add_argument(
         "--num-head-channels",
         type=int,
         metavar="N",
@@ -50,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         with_clap=not args.no_clap,
         clap_audio=not args.clap_text_only,
+        ema=not args.no_ema,
     )
     folder = convert_audioldm_checkpoint(args.checkpoint, args.output, options)
     print(f"wrote {folder}")

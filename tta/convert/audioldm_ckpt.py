@@ -6,6 +6,7 @@ The checkpoint's ``state_dict`` holds every part of ``LatentDiffusion``:
 original prefix                 part                                            tta folder
 ==============================  ==============================================  ====================
 ``model.diffusion_model.``      ``openaimodel.UNetModel`` (FiLM-conditioned)    ``unet/``
+``model_ema.``                  the UNet's EMA weights (``LitEma``)             ``unet/`` (default)
 ``first_stage_model.``          mel VAE (``encoder``, ``decoder``, quant convs)  ``vae/``
 ``first_stage_model.vocoder.``  HiFi-GAN generator                              ``vocoder/``
 ``cond_stage_model.model.``     CLAP (RoBERTa text branch + HTSAT audio)        ``clap/``
@@ -65,6 +66,8 @@ class ConvertOptions:
         with_clap: convert CLAP (needs a tokenizer); False skips ``clap/``.
         clap_audio: convert CLAP's audio branch too (a full ``ClapModel``) when the checkpoint has it; False
             writes the text tower only.
+        ema: take the UNet's EMA weights when the checkpoint has them, as the original generation code does
+            (``LatentDiffusion.ema_scope``); False takes the raw training weights.
     """
 
     tokenizer: str | os.PathLike | None = None
@@ -72,6 +75,7 @@ class ConvertOptions:
     overwrite: bool = False
     with_clap: bool = True
     clap_audio: bool = True
+    ema: bool = True
 
 
 def read_state_dict(path: str | os.PathLike) -> StateDict:
@@ -97,6 +101,26 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ModelLoadError(f"{path} holds no state dict of tensors")
     return state_dict
+
+
+def unet_state_dict(state_dict: StateDict, ema: bool = True) -> StateDict:
+    """The UNet's weights (prefix removed): its EMA copy when present and ``ema``, else the raw ones.
+
+    ``LitEma`` keeps one buffer per UNet parameter, named after ``diffusion_model.<name>`` with the dots removed.
+    """
+    raw = take_prefix(state_dict, UNET_PREFIX)
+    shadows = [
+        k for k in state_dict if k.startswith("model_ema.") and k not in ("model_ema.decay", "model_ema.num_updates")
+    ]
+    if not ema or not shadows:
+        return raw
+    weights = {}
+    for name, value in raw.items():
+        shadow = "model_ema." + f"diffusion_model.{name}".replace(".", "")
+        if shadow not in state_dict:
+            raise ModelLoadError(f"the checkpoint's EMA weights are incomplete (no {shadow!r}); use --no-ema")
+        weights[name] = state_dict[shadow].to(value.dtype)
+    return weights
 
 
 def scheduler_config(state_dict: StateDict) -> dict[str, Any]:
@@ -175,7 +199,7 @@ def model_index(clap_backend: str | None) -> dict[str, Any]:
 def _write_folder(state_dict: StateDict, folder: Path, options: ConvertOptions) -> None:
     from diffusers import DDIMScheduler
 
-    unet_sd = take_prefix(state_dict, UNET_PREFIX)
+    unet_sd = unet_state_dict(state_dict, options.ema)
     vocoder_sd = take_prefix(state_dict, VOCODER_PREFIX)
     vae_sd = {k: v for k, v in take_prefix(state_dict, VAE_PREFIX).items() if not k.startswith("vocoder.")}
     for what, part, prefix in (("UNet", unet_sd, UNET_PREFIX), ("VAE", vae_sd, VAE_PREFIX)):
