@@ -98,3 +98,24 @@ def test_caps_and_filters(fixture_archive, tmp_path):
     result = build_corpus(config)
     labels = [r["labels"][0] for r in result.records]
     assert labels.count("dog barking") == 1 and set(labels) == {"dog barking", "rain"}
+
+
+def test_duplicates_across_packages_built_at_different_times(fixture_archive, tmp_path):
+    import shutil
+
+    from tests.data.conftest import build_deb, fixture_files
+
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    shutil.copy(fixture_archive["debs"] / "fakesounds_1.0_all.deb", debs)
+    build_deb(tmp_path, "aaadup", {"usr/share/dup/dog.wav": fixture_files()["usr/share/fake/dog1.wav"]}, debs)
+    sources = tmp_path / "sources.tsv"
+    sources.write_text(
+        fixture_archive["sources"].read_text() + "dog barking\taaadup\tusr/share/dup/dog.wav\t1.0\tx\tTEST\n"
+    )
+    config = dict(out=tmp_path / "c", debs_dir=debs, sources=sources, workers=1, download=False)
+    build_corpus(BuildConfig(packages=["fakesounds"], **config))  # fakesounds first, holding dog1
+    result = build_corpus(BuildConfig(packages=["fakesounds", "aaadup"], **config))  # aaadup sorts first
+    md5s = [r["md5"] for r in result.records]
+    assert len(md5s) == len(set(md5s))
+    assert any(s.reason == "duplicate" and s.package == "fakesounds" for s in result.skipped)

@@ -325,15 +325,16 @@ def build_corpus(config: BuildConfig) -> BuildResult:
                 state = _build_package(package, pkg_rows, config, seen_md5, seen_pcm, pool)
                 state["key"] = key
                 write_atomic(state_path, json.dumps(state))
-            for rec in state["records"]:
-                seen_md5.add(rec["md5"])
-                seen_pcm.add(rec.get("pcm_md5", ""))
             records += state["records"]
             skipped += [Skip(**s) for s in state["skipped"]]
+            seen_md5.update(rec["md5"] for rec in state["records"])
+            seen_pcm.update(rec.get("pcm_md5", "") for rec in state["records"])
     finally:
         if pool is not None:
             pool.shutdown()
 
+    records, dupes = _drop_duplicates(records)
+    skipped += dupes
     for rec in records:  # captions follow tta.data.captions even for packages built by an older version
         label = rec["labels"][0]
         rec["captions"] = all_captions(label, clip_detail(label, rec["source_path"], rec.get("description")))
@@ -344,6 +345,21 @@ def build_corpus(config: BuildConfig) -> BuildResult:
     write_atomic(out / "manifest.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     _remove_orphans(out / "audio", {r["id"] for r in records})
     return BuildResult(out, records, skipped, reused)
+
+
+def _drop_duplicates(records: list[dict]) -> tuple[list[dict], list[Skip]]:
+    """Records whose source md5 or decoded audio repeats an earlier one (possible when a package was rebuilt
+    after a later one was already built) become "duplicate" skips."""
+    kept, dupes, md5s, pcms = [], [], set(), set()
+    for rec in records:
+        pcm = rec.get("pcm_md5") or rec["id"]
+        if rec["md5"] in md5s or pcm in pcms:
+            dupes.append(Skip(rec["source_package"], rec["source_path"], rec["labels"][0], "duplicate", rec["md5"]))
+            continue
+        md5s.add(rec["md5"])
+        pcms.add(pcm)
+        kept.append(rec)
+    return kept, dupes
 
 
 def _remove_orphans(audio_dir: Path, ids: set[str]) -> None:
