@@ -71,3 +71,10 @@ def test_dtype_and_batch_consistency(dtype):
     assert batch.dtype == dtype
     for i in range(wav.shape[0]):
         assert torch.allclose(mel(wav[i]), batch[i], atol=1e-5)
+
+
+def test_too_short_is_a_clear_error():
+    from tta.errors import InputError
+
+    with pytest.raises(InputError, match="too short"):
+        MelSpectrogram()(torch.zeros(1, 400))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
         try:
             import librosa
 
-            wav, sr = librosa.load(str(path), sr=None, mono=True)
+            with warnings.catch_warnings():  # librosa warns that it falls back to audioread: that is the plan
+                warnings.simplefilter("ignore")
+                wav, sr = librosa.load(str(path), sr=None, mono=True)
         except Exception:
             raise InputError(f"cannot read audio file {path}: {sf_err}") from sf_err
     if wav.size == 0:

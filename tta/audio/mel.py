@@ -13,6 +13,8 @@ import librosa
 import torch
 from torch import nn
 
+from tta.errors import InputError
+
 
 class MelSpectrogram(nn.Module):
     """Waveform [B, N] in [-1, 1] -> log-mel [B, T, n_mels] with T = N // hop_length."""
@@ -42,6 +44,8 @@ class MelSpectrogram(nn.Module):
     def magnitude(self, wav: torch.Tensor) -> torch.Tensor:
         """Waveform [B, N] -> magnitude STFT [B, n_fft // 2 + 1, T] with T = N // hop_length."""
         pad = self.n_fft // 2
+        if wav.shape[-1] <= pad:
+            raise InputError(f"waveform too short for a log-mel: {wav.shape[-1]} samples, need more than {pad}")
         x = torch.nn.functional.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
         spec = torch.stft(
             x,

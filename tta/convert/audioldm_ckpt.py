@@ -252,7 +252,11 @@ def convert_audioldm_checkpoint(
         if output.exists():
             old = output.with_name(f".{output.name}.old-{os.getpid()}")
             output.rename(old)
-            tmp.rename(output)
+            try:
+                tmp.rename(output)
+            except BaseException:
+                old.rename(output)  # put the previous folder back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(output)
