@@ -193,3 +193,13 @@ def test_load_clap_api(clap_dir, audioldm_dir):
     assert not text_only.has_audio and text_only.encode_text(["a"]).shape == (1, 32)
     with pytest.raises(ModelLoadError, match="text tower only"):
         text_only.encode_audio(torch.zeros(1, 100))
+
+
+def test_bfloat16_runs_close_to_float32(tta_model_dir):
+    fp32 = TTAPipeline.from_pretrained(tta_model_dir)
+    bf16 = TTAPipeline.from_pretrained(tta_model_dir, torch_dtype=torch.bfloat16)
+    assert bf16.unet.dtype == torch.bfloat16 and bf16.vocoder.dtype == torch.bfloat16
+    a = fp32("a dog", audio_length_in_s=0.3, seed=1, **KW).audios
+    b = bf16("a dog", audio_length_in_s=0.3, seed=1, **KW).audios
+    assert b.dtype == np.float32 and np.all(np.isfinite(b))
+    assert np.linalg.norm(a - b) / np.linalg.norm(a) < 0.2

@@ -26,14 +26,19 @@ def guided_denoiser(
             diffusers), else the UNet runs on ``cond`` alone.
 
     Returns:
-        A function ``(x [B, C, H, W], t) -> eps [B, C, H, W]`` running one batched UNet call per step.
+        A function ``(x [B, C, H, W], t) -> eps [B, C, H, W]`` running one batched UNet call per step (in the
+        UNet's dtype; ``eps`` comes back in ``x``'s dtype).
     """
     do_guidance = guidance_scale > 1.0 and uncond is not None
     labels = torch.cat([uncond, cond]) if do_guidance else cond
 
+    dtype = next(unet.parameters()).dtype
+    labels = labels.to(dtype)
+
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x_in = torch.cat([x, x]) if do_guidance else x
-        eps = unet(x_in, t, encoder_hidden_states=None, class_labels=labels).sample
+        # the UNet may run in lower precision; the sampler keeps its state in the latents' dtype
+        eps = unet(x_in.to(dtype), t, encoder_hidden_states=None, class_labels=labels).sample.to(x.dtype)
         if not do_guidance:
             return eps
         eps_uncond, eps_cond = eps.chunk(2)

@@ -1,0 +1,222 @@
+"""tta's TTAPipeline vs diffusers' AudioLDMPipeline on the same random audioldm-s-sized weights, side by side.
+
+Both pipelines get the same UNet / VAE / vocoder / CLAP text-encoder weights (random, AudioLDM-S sizes; no
+download), the same DDIM scheduler config, steps, guidance, prompt and starting latents. The script times each
+end to end (and per stage, by wrapping the modules), checks that the waveforms agree, and prints the ratio.
+
+    .venv/bin/python benchmarks/bench_pipeline.py --duration 5 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+PROMPT = "a dog barks while rain falls on a tin roof"
+CLAP_TEXT = {  # laion/clap-htsat-unfused text tower (RoBERTa-base + 512-d projection)
+    "vocab_size": 50265,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 514,
+    "type_vocab_size": 1,
+    "projection_dim": 512,
+    "pad_token_id": 1,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+}
+SCHEDULER = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.0015,
+    "beta_end": 0.0195,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "prediction_type": "epsilon",
+}
+WORDS = "a dog barks while rain falls on tin roof birds sing people talk car engine thunder wind piano".split()
+
+
+def build_tokenizer(folder: str):
+    """An offline RoBERTa tokenizer (byte-level BPE trained on a few words), 512 tokens max like CLAP's."""
+    import inspect
+    from pathlib import Path
+
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        [" ".join(WORDS)] * 8, vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
+    bpe.save_model(folder)
+    files = {"vocab": str(Path(folder) / "vocab.json"), "merges": str(Path(folder) / "merges.txt")}
+    if "vocab_file" in inspect.signature(RobertaTokenizerFast.__init__).parameters:
+        files = {"vocab_file": files["vocab"], "merges_file": files["merges"]}
+    return RobertaTokenizerFast(**files, model_max_length=512)
+
+
+def build_components(tokenizer):
+    from transformers import ClapTextConfig, ClapTextModelWithProjection
+
+    from tta.models.unet import build_unet
+    from tta.models.vae import build_vae
+    from tta.models.vocoder import build_vocoder
+
+    torch.manual_seed(0)
+    return {
+        "unet": build_unet().eval(),
+        "vae": build_vae().eval(),
+        "vocoder": build_vocoder().eval(),
+        "text_encoder": ClapTextModelWithProjection(ClapTextConfig(**CLAP_TEXT)).eval(),
+    }
+
+
+class StageTimer:
+    """Accumulates wall time of calls to chosen methods of chosen objects (per instance)."""
+
+    def __init__(self):
+        self.times = defaultdict(float)
+
+    def wrap(self, obj, method: str, name: str) -> None:
+        fn = getattr(obj, method)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.times[name] += time.perf_counter() - start
+
+        setattr(obj, method, timed)
+
+    def report(self) -> str:
+        return ", ".join(f"{k} {v:.1f}s" for k, v in self.times.items())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--guidance", type=float, default=2.5)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--bf16", action="store_true", help="also time tta with bfloat16 UNet/VAE/vocoder")
+    parser.add_argument("--order", choices=["diffusers-first", "tta-first"], default="diffusers-first")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    import tempfile
+
+    from diffusers import AudioLDMPipeline, DDIMScheduler
+
+    from tta.models.clap.hf import HFClapText
+    from tta.pipeline import TTAPipeline
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = build_tokenizer(tmp)
+    parts = build_components(tokenizer)
+    ref = AudioLDMPipeline(scheduler=DDIMScheduler(**SCHEDULER), tokenizer=tokenizer, **parts)
+    ref.set_progress_bar_config(disable=True)
+    ours_parts = copy.deepcopy(parts)  # tta's speed-ups change memory formats: keep diffusers' modules untouched
+    clap = HFClapText(ours_parts.pop("text_encoder"), tokenizer).eval()
+    ours = TTAPipeline(
+        ours_parts["unet"],
+        ours_parts["vae"],
+        ours_parts["vocoder"],
+        clap,
+        {"_class_name": "DDIMScheduler", **SCHEDULER},
+    )
+    ours.enable_fast_inference()
+
+    shape = ours.layout(args.duration).latent_shape
+    latents = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0))
+    n_params = sum(p.numel() for m in parts.values() for p in m.parameters()) / 1e6
+    print(
+        f"audioldm-s-sized random model ({n_params:.0f} M parameters), {args.duration:g} s audio, latents {list(shape)}"
+    )
+    print(f"DDIM {args.steps} steps, guidance {args.guidance}, fp32, {torch.get_num_threads()} threads")
+
+    def run_diffusers():
+        timer = StageTimer()
+        timer.wrap(ref.text_encoder, "forward", "text")
+        timer.wrap(ref.unet, "forward", "unet")
+        timer.wrap(ref.vae, "decode", "vae")
+        timer.wrap(ref.vocoder, "forward", "vocoder")
+        start = time.perf_counter()
+        audio = ref(
+            PROMPT,
+            audio_length_in_s=args.duration,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            latents=latents.clone(),
+        ).audios
+        total = time.perf_counter() - start
+        for module, method in (
+            (ref.text_encoder, "forward"),
+            (ref.unet, "forward"),
+            (ref.vae, "decode"),
+            (ref.vocoder, "forward"),
+        ):
+            delattr(module, method)
+        return audio, total, timer
+
+    def run_tta(pipe=ours):
+        timer = StageTimer()
+        timer.wrap(clap.text_model.text_model, "forward", "text")
+        timer.wrap(pipe.unet, "forward", "unet")
+        timer.wrap(pipe.vae, "decode", "vae")
+        timer.wrap(pipe.vocoder, "forward", "vocoder")
+        start = time.perf_counter()
+        audio = pipe(
+            PROMPT,
+            audio_length_in_s=args.duration,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            sampler="ddim",
+            latents=latents.clone(),
+            progress=False,
+        ).audios
+        total = time.perf_counter() - start
+        for module, method in (
+            (clap.text_model.text_model, "forward"),
+            (pipe.unet, "forward"),
+            (pipe.vae, "decode"),
+            (pipe.vocoder, "forward"),
+        ):
+            delattr(module, method)
+        return audio, total, timer
+
+    runs = [("diffusers", run_diffusers), ("tta", run_tta)]
+    if args.order == "tta-first":
+        runs.reverse()
+    if args.bf16:  # an extra run: tta with the UNet, VAE and vocoder in bfloat16 (not the same maths)
+        fast = copy.deepcopy(ours).to(dtype=torch.bfloat16)
+        runs.append(("tta-bf16", lambda: run_tta(fast)))
+    results = {}
+    for name, fn in runs:
+        audio, total, timer = fn()
+        results[name] = (audio, total)
+        print(f"{name:>10}: {total:6.1f} s  ({timer.report()})")
+    a, b = results["tta"][0], results["diffusers"][0]
+    n = min(a.shape[-1], b.shape[-1])
+    err = float(np.linalg.norm(a[..., :n] - b[..., :n]) / max(np.linalg.norm(b[..., :n]), 1e-12))
+    print(f"waveform relative L2 difference tta vs diffusers: {err:.2e}")
+    print(f"speed-up tta / diffusers (both fp32): {results['diffusers'][1] / results['tta'][1]:.2f}x")
+    if "tta-bf16" in results:
+        c = results["tta-bf16"][0]
+        err16 = float(np.linalg.norm(c[..., :n] - b[..., :n]) / max(np.linalg.norm(b[..., :n]), 1e-12))
+        print(
+            f"tta bf16 vs diffusers fp32: {results['diffusers'][1] / results['tta-bf16'][1]:.2f}x (waveform diff {err16:.2e})"
+        )
+
+
+if __name__ == "__main__":
+    main()
