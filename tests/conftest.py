@@ -138,7 +138,9 @@ def build_tiny_unet_vae_vocoder():
         # resolution. Unit-gain convolutions keep the signal's scale through the stack.
         for module in vocoder.modules():
             if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
-                fan_in = module.weight[0].numel() if isinstance(module, torch.nn.Conv1d) else module.weight[:, 0].numel()
+                fan_in = (
+                    module.weight[0].numel() if isinstance(module, torch.nn.Conv1d) else module.weight[:, 0].numel()
+                )
                 torch.nn.init.normal_(module.weight, std=fan_in**-0.5)
         vocoder.conv_post.weight.mul_(10.0)
     return unet, vae, vocoder
