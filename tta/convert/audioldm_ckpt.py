@@ -78,6 +78,15 @@ class ConvertOptions:
     ema: bool = True
 
 
+def _torch_load(path: Path) -> Any:
+    """``torch.load(weights_only=True)``, memory-mapped when the file's format allows (a 2-3 GB checkpoint then
+    costs no resident copy)."""
+    import zipfile
+
+    mmap = zipfile.is_zipfile(path)  # torch >= 1.6 checkpoints; the legacy format cannot be mapped
+    return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
+
+
 def read_state_dict(path: str | os.PathLike) -> StateDict:
     """Read a checkpoint's flat state dict: a Lightning ``.ckpt`` (its ``state_dict``) or a ``.safetensors``.
 
@@ -93,7 +102,7 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+        checkpoint = _torch_load(path)
     except Exception as err:  # torch/safetensors raise many types for a bad file
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelLoadError(f"cannot read checkpoint {path} (corrupt, or not tensors only): {detail}") from err
