@@ -58,3 +58,12 @@ def test_paraphrases_are_never_training_captions():
         for para in PARAPHRASE_PROMPTS[label]:
             assert para not in produced
             assert not any(para in p for p in produced)
+
+
+def test_faint_backgrounds_and_sequences():
+    rng = np.random.default_rng(0)
+    faint = {mixture_caption("dog barking", "rain", rng, snr_db=12.0) for _ in range(100)}
+    assert any("faint rain" in c or "a faint rain" in c for c in faint)
+    assert not any("faint" in mixture_caption("dog barking", "rain", rng, snr_db=0.0) for _ in range(100))
+    seq = {mixture_caption("door", "footsteps", rng, sequential=True) for _ in range(50)}
+    assert all("then" in c or "followed by" in c for c in seq)

@@ -95,3 +95,11 @@ def test_balance_power_weights_classes_by_size(built_corpus):
     sizes = np.array([len(uniform.by_label[uniform.labels[k]]) for k in events], dtype=float)
     assert np.allclose(uniform._class_weights[events], 1.0 / len(events))
     assert np.allclose(by_size._class_weights[events], sizes / sizes.sum())
+
+
+def test_sequential_examples(built_corpus):
+    ds = CorpusDataset(built_corpus, clip_seconds=1.0, mix_prob=1.0, sequence_prob=1.0, examples_per_epoch=30)
+    for i in range(30):
+        item = ds[i]
+        assert item["audio"].shape == (16000,) and len(item["labels"]) == 2
+        assert "then" in item["caption"] or "followed by" in item["caption"]

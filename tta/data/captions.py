@@ -252,6 +252,8 @@ _MIX_FRAMES = (
     "{ca}, and {cb} in the background",
     "{ca} over the sound of {nb}",
 )
+_FAINT_FRAMES = ("{na} with {nb} in the background", "{ca} over the sound of {nb}", "{na} and {nb}")
+_SEQUENCE_FRAMES = ("{ca}, then {cb}", "{na} followed by {nb}", "first {na}, then {nb}", "{ca}, and then {cb}")
 
 
 @dataclass(frozen=True)
@@ -401,20 +403,36 @@ def all_captions(label: str, detail: Detail | None = None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _faint(noun: str) -> str:
+    """ "a gusty wind" -> "a faint gusty wind", "rain" -> "faint rain"."""
+    for article in ("a ", "an ", "the "):
+        if noun.startswith(article):
+            return f"{'a' if article != 'the ' else 'the'} faint {noun[len(article) :]}"
+    return f"faint {noun}"
+
+
 def mixture_caption(
     label_a: str,
     label_b: str,
     rng: np.random.Generator,
     detail_a: Detail | None = None,
     detail_b: Detail | None = None,
+    snr_db: float | None = None,
+    sequential: bool = False,
 ) -> str:
     """A caption for ``label_a`` (the foreground event) mixed over ``label_b`` (the background).
 
-    e.g. "a dog barks while rain falls", "footsteps on gravel with wind in the background".
+    e.g. "a dog barks while rain falls", "footsteps on gravel with wind in the background". With
+    ``snr_db`` >= 10 the background may be called faint ("a dog barks over the sound of faint rain"); with
+    ``sequential`` the two sounds follow each other ("a dog barks, then thunder rumbles").
     """
     ta, tb = _text(label_a), _text(label_b)
     na = detail_a.noun if detail_a and detail_a.noun and rng.random() < 0.5 else _pick(rng, ta.nouns)
     ca = detail_a.clause if detail_a and detail_a.clause and rng.random() < 0.5 else _pick(rng, ta.clauses)
     nb = detail_b.noun if detail_b and detail_b.noun and rng.random() < 0.5 else _pick(rng, tb.nouns)
     cb = detail_b.clause if detail_b and detail_b.clause and rng.random() < 0.5 else _pick(rng, tb.clauses)
+    if sequential:
+        return _pick(rng, _SEQUENCE_FRAMES).format(na=na, ca=ca, nb=nb, cb=cb)
+    if snr_db is not None and snr_db >= 10.0 and rng.random() < 0.5:
+        return _pick(rng, _FAINT_FRAMES).format(na=na, ca=ca, nb=_faint(nb), cb=cb)
     return _pick(rng, _MIX_FRAMES).format(na=na, ca=ca, nb=nb, cb=cb)

@@ -5,8 +5,9 @@ every run, in every DataLoader worker and after a resume. For the training split
 a class is drawn first (speech and music together capped at ``speech_music_frac`` of the draws, the sound
 event classes sharing the rest equally), then a clip of it. A clip is cropped or repeated to
 ``clip_seconds``, optionally augmented (pitch ±2 semitones, EQ, reverb), and with probability ``mix_prob``
-mixed with a clip of another class at an SNR of -5..15 dB, with a caption such as "a dog barks while rain
-falls". Class pairs in ``held_out_pairs`` are never mixed (they are kept for composition tests).
+combined with a clip of another class: mixed at an SNR of -5..15 dB ("a dog barks while rain falls",
+"footsteps with faint wind in the background") or, for ``sequence_prob`` of them, one after the other
+("a door closes, then footsteps approach"). Class pairs in ``held_out_pairs`` are never mixed (they are kept for composition tests).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tta.audio.io import normalize_waveform, resample
-from tta.data.augment import crop_augmented, mix_at_snr
+from tta.data.augment import crop_augmented, crop_or_repeat, mix_at_snr, rms
 from tta.data.captions import (
     BACKGROUND_CLASSES,
     SPEECH_MUSIC_CLASSES,
@@ -50,6 +51,8 @@ class CorpusDataset(Dataset):
         examples_per_epoch: ``len(self)`` for class-balanced sampling (default ``max(#clips, 50 * #classes)``).
         balanced: draw classes uniformly (default for ``"train"``); otherwise item ``i`` is clip ``i``.
         speech_music_frac: share of balanced draws given to speech/music classes together.
+        sequence_prob: share of two-class examples that play one sound after the other ("X, then Y")
+            instead of on top of each other.
         balance_power: within the events (and within speech/music), a class is drawn in proportion to
             ``#clips ** balance_power``: 0 = every class equally often (default), 1 = every clip equally often.
         short_clips: ``"repeat"`` (tile/pad clips shorter than ``clip_seconds``) or ``"skip"`` (drop them,
@@ -73,6 +76,7 @@ class CorpusDataset(Dataset):
         examples_per_epoch: int | None = None,
         balanced: bool | None = None,
         speech_music_frac: float = 0.15,
+        sequence_prob: float = 0.25,
         balance_power: float = 0.0,
         short_clips: str = "repeat",
         cache: bool = True,
@@ -96,6 +100,7 @@ class CorpusDataset(Dataset):
         self.held_out_pairs = tuple(HELD_OUT_PAIRS if held_out_pairs is None else held_out_pairs)
         self.speech_music_frac = speech_music_frac
         self.balance_power = balance_power
+        self.sequence_prob = sequence_prob
         self.cache = cache
         self.skipped: Counter[str] = Counter()
         self._audio: dict[str, np.ndarray] = {}
@@ -192,9 +197,10 @@ class CorpusDataset(Dataset):
             k = pool[int(rng.integers(len(pool)))]
         raise TTAError(f"corpus {self.root}: no readable clip left; rebuild it with `tta data build`")
 
-    def _source(self, k: int, rng: np.random.Generator) -> tuple[int, np.ndarray]:
+    def _source(self, k: int, rng: np.random.Generator, length: int | None = None) -> tuple[int, np.ndarray]:
+        """Clip ``k`` (or its replacement if unreadable) cropped/repeated to ``length`` samples and augmented."""
         k, wav = self._load_checked(k, rng)
-        return k, crop_augmented(wav, self.length, rng, self.sample_rate, augment=self.augment)
+        return k, crop_augmented(wav, length or self.length, rng, self.sample_rate, augment=self.augment)
 
     def _detail(self, k: int) -> Detail | None:
         rec = self.records[k]
@@ -207,21 +213,35 @@ class CorpusDataset(Dataset):
             raise IndexError(i)
         rng = np.random.default_rng((self.seed, self.epoch, i))
         k = self._draw_clip(rng) if self.balanced else i
-        k, wav = self._source(k, rng)
-        label = self.records[k]["labels"][0]
-        partner = self._partner_label(label, rng) if rng.random() < self.mix_prob else None
+        partner = self._partner_label(self.records[k]["labels"][0], rng) if rng.random() < self.mix_prob else None
         if partner is None:
+            k, wav = self._source(k, rng, self.length)
+            label = self.records[k]["labels"][0]
             caption = captions_for(label, rng, self._detail(k))
-            labels, clip_ids = list(self.records[k]["labels"]), self.records[k]["id"]
+            return self._item(wav, caption, list(self.records[k]["labels"]), self.records[k]["id"])
+        k2 = self._draw_clip(rng, partner)
+        sequential = rng.random() < self.sequence_prob
+        if sequential:  # one after the other, at about the same level
+            n_a = int(self.length * rng.uniform(0.35, 0.65))
+            k, wav_a = self._source(k, rng, n_a)
+            k2, wav_b = self._source(k2, rng, self.length - n_a)
+            gain = rms(wav_a) / rms(wav_b) * 10.0 ** (rng.uniform(-5.0, 5.0) / 20.0)
+            wav, snr = np.concatenate([wav_a, gain * wav_b]).astype(np.float32), None
         else:
-            k2, wav2 = self._source(self._draw_clip(rng, partner), rng)
-            wav = mix_at_snr(wav, wav2, float(rng.uniform(-5.0, 15.0)))
-            caption = mixture_caption(label, partner, rng, self._detail(k), self._detail(k2))
-            labels, clip_ids = [label, partner], f"{self.records[k]['id']}+{self.records[k2]['id']}"
+            k, wav_a = self._source(k, rng, self.length)
+            k2, wav_b = self._source(k2, rng, self.length)
+            snr = float(rng.uniform(-5.0, 15.0))
+            wav = mix_at_snr(wav_a, wav_b, snr)
+        label, label_b = self.records[k]["labels"][0], self.records[k2]["labels"][0]
+        if label == label_b or is_held_out(label, label_b, self.held_out_pairs):
+            # only when unreadable clips were replaced by clips of another class: fall back to one source
+            return self._item(wav_a, captions_for(label, rng), [label], self.records[k]["id"])
+        caption = mixture_caption(label, label_b, rng, self._detail(k), self._detail(k2), snr, sequential)
+        return self._item(wav, caption, [label, label_b], f"{self.records[k]['id']}+{self.records[k2]['id']}")
+
+    def _item(self, wav: np.ndarray, caption: str, labels: list[str], clip_id: str) -> dict:
+        """The output dict; ``wav`` [N] padded/cut to length, mean removed and peak set to 0.5."""
+        wav = crop_or_repeat(wav, self.length, np.random.default_rng(0), random_offset=False)
         audio = normalize_waveform(wav) if np.abs(wav).max() > 0 else wav
-        return {
-            "audio": torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
-            "caption": caption,
-            "labels": labels,
-            "id": clip_ids,
-        }
+        audio = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+        return {"audio": audio, "caption": caption, "labels": labels, "id": clip_id}
