@@ -27,7 +27,10 @@ def audioldm_dir() -> Path | None:
     loaded = sys.modules.get("audioldm")
     if loaded is not None and getattr(loaded, "__path__", None):
         return Path(list(loaded.__path__)[0])
-    spec = importlib.util.find_spec("audioldm")
+    try:
+        spec = importlib.util.find_spec("audioldm")
+    except (ImportError, ValueError):  # a broken or blocked installation counts as absent
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(list(spec.submodule_search_locations)[0])
