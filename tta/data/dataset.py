@@ -197,10 +197,14 @@ class CorpusDataset(Dataset):
             k = pool[int(rng.integers(len(pool)))]
         raise TTAError(f"corpus {self.root}: no readable clip left; rebuild it with `tta data build`")
 
-    def _source(self, k: int, rng: np.random.Generator, length: int | None = None) -> tuple[int, np.ndarray]:
+    def _source(self, k: int, rng: np.random.Generator) -> tuple[int, np.ndarray]:
+        """Clip ``k`` (or its replacement if unreadable) as one example: [clip_seconds * sample_rate]."""
+        return self._excerpt(k, rng, self.length)
+
+    def _excerpt(self, k: int, rng: np.random.Generator, length: int) -> tuple[int, np.ndarray]:
         """Clip ``k`` (or its replacement if unreadable) cropped/repeated to ``length`` samples and augmented."""
         k, wav = self._load_checked(k, rng)
-        return k, crop_augmented(wav, length or self.length, rng, self.sample_rate, augment=self.augment)
+        return k, crop_augmented(wav, length, rng, self.sample_rate, augment=self.augment)
 
     def _detail(self, k: int) -> Detail | None:
         rec = self.records[k]
@@ -215,7 +219,7 @@ class CorpusDataset(Dataset):
         k = self._draw_clip(rng) if self.balanced else i
         partner = self._partner_label(self.records[k]["labels"][0], rng) if rng.random() < self.mix_prob else None
         if partner is None:
-            k, wav = self._source(k, rng, self.length)
+            k, wav = self._source(k, rng)
             label = self.records[k]["labels"][0]
             caption = captions_for(label, rng, self._detail(k))
             return self._item(wav, caption, list(self.records[k]["labels"]), self.records[k]["id"])
@@ -223,13 +227,13 @@ class CorpusDataset(Dataset):
         sequential = rng.random() < self.sequence_prob
         if sequential:  # one after the other, at about the same level
             n_a = int(self.length * rng.uniform(0.35, 0.65))
-            k, wav_a = self._source(k, rng, n_a)
-            k2, wav_b = self._source(k2, rng, self.length - n_a)
+            k, wav_a = self._excerpt(k, rng, n_a)
+            k2, wav_b = self._excerpt(k2, rng, self.length - n_a)
             gain = rms(wav_a) / rms(wav_b) * 10.0 ** (rng.uniform(-5.0, 5.0) / 20.0)
             wav, snr = np.concatenate([wav_a, gain * wav_b]).astype(np.float32), None
         else:
-            k, wav_a = self._source(k, rng, self.length)
-            k2, wav_b = self._source(k2, rng, self.length)
+            k, wav_a = self._source(k, rng)
+            k2, wav_b = self._source(k2, rng)
             snr = float(rng.uniform(-5.0, 15.0))
             wav = mix_at_snr(wav_a, wav_b, snr)
         label, label_b = self.records[k]["labels"][0], self.records[k2]["labels"][0]
