@@ -181,8 +181,15 @@ class TTAPipeline:
             if module is not None and device is not None:
                 module.to(device)
         if dtype is not None:
-            for module in (self.unet, self.vae, self.vocoder):
-                module.to(dtype)
+            from diffusers.utils import logging as diffusers_logging
+
+            verbosity = diffusers_logging.get_verbosity()
+            diffusers_logging.set_verbosity_error()  # silence "modules that should be kept in float32: []"
+            try:
+                for module in (self.unet, self.vae, self.vocoder):
+                    module.to(dtype)
+            finally:
+                diffusers_logging.set_verbosity(verbosity)
         return self
 
     def enable_fast_inference(self) -> TTAPipeline:

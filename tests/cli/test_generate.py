@@ -168,3 +168,9 @@ def test_output_under_a_file_is_unwritable(tta_model_dir, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     code = main(["generate", "a", "--model", str(tta_model_dir), "-o", str(tmp_path / "afile" / "sub"), *FAST])
     assert code == 2 and "cannot write" in capsys.readouterr().err
+
+
+def test_bfloat16_option(gen, tmp_path):
+    assert gen("a cat", "-o", str(tmp_path / "bf16.wav"), "--seed", "1", "--dtype", "bfloat16") == 0
+    assert json.loads((tmp_path / "bf16.json").read_text())["dtype"] == "bfloat16"
+    assert read(tmp_path / "bf16.wav")[0].shape == (4800,)

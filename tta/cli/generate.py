@@ -59,6 +59,12 @@ def register(subparsers) -> None:
     p.add_argument("--clap", default=None, help="CLAP folder used to rank --candidates (default: the model's CLAP)")
     p.add_argument("--batch-size", type=int, default=1, help="prompts generated together (default %(default)s)")
     p.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="precision of the UNet, VAE and vocoder (bfloat16: faster on recent CPUs, ~1%% different audio)",
+    )
     p.add_argument("--from-sidecar", type=Path, default=None, help="regenerate the output a sidecar JSON describes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
@@ -163,6 +169,8 @@ def make_sidecar(args: argparse.Namespace, pipe, **fields: Any) -> dict[str, Any
         "duration": args.duration,
         "candidates": args.candidates,
         "batch_size": args.batch_size,
+        "dtype": args.dtype,
+        "device": args.device,
         "sample_rate": pipe.sample_rate,
         "tta_version": __version__,
         "torch_version": torch.__version__,
@@ -181,6 +189,7 @@ def load_sidecar(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     args.sampler, args.steps, args.guidance = meta["sampler"], meta["steps"], meta["guidance"]
     args.duration, args.candidates, args.batch_size = meta["duration"], meta["candidates"], meta["batch_size"]
     args.seed = meta["base_seed"]
+    args.dtype = meta.get("dtype", "float32")
     if args.model is None:
         args.model = meta["model"]
     return meta
@@ -210,10 +219,15 @@ def run(args: argparse.Namespace) -> int:
     base_seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
 
     # Load the model (and the re-ranking CLAP) only after every argument has been checked.
+    import torch
+    from transformers.utils import logging as transformers_logging
+
     from tta.models.clap import load_clap
     from tta.pipeline import TTAPipeline
 
-    pipe = TTAPipeline.from_pretrained(args.model, device=args.device)
+    transformers_logging.disable_progress_bar()  # one progress bar: the sampler's
+
+    pipe = TTAPipeline.from_pretrained(args.model, device=args.device, torch_dtype=getattr(torch, args.dtype))
     if args.clap is not None:
         pipe.reranker = load_clap(args.clap, device=args.device)
     if meta is not None and meta["model_hash"] != pipe.model_hash:
