@@ -175,12 +175,17 @@ def fixture_archive(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def built_corpus(fixture_archive, tmp_path_factory) -> Path:
     """The fixture archive built once (offline, one process) into a corpus root."""
+    from dataclasses import asdict
+
     from tta.data.corpus import BuildConfig, build_corpus
+    from tta.data.summary import summarize, write_reports
 
     out = tmp_path_factory.mktemp("corpus")
-    build_corpus(
+    result = build_corpus(
         BuildConfig(
             out=out, debs_dir=fixture_archive["debs"], sources=fixture_archive["sources"], workers=1, download=False
         )
     )
+    skipped = [asdict(s) for s in result.skipped]
+    write_reports(out, summarize(result.records, skipped), skipped)
     return out

@@ -4,15 +4,18 @@ Layout of a corpus root::
 
     debs/<package>_<version>_all.deb   downloads (kept, so a rebuild needs no network)
     audio/<id>.flac                     16 kHz mono, 16-bit
-    state/<package>.json                per-package progress: what was converted and what was skipped
+    state/<package>.json                per-package cache: every row converted (its record) or rejected (why)
     manifest.jsonl                      one clip per line (see :func:`build_corpus`)
     summary.json, LICENSES.md           counts, skips with reasons, licences per package
 
-The build goes package by package (sorted by name): fetch, unpack the wanted members to a scratch folder,
-read each listed recording (containers included), convert it in at most ``workers`` processes, record it,
-delete the scratch folder. A package whose state file matches the current selection and whose FLAC files
-are all present is not touched again, so an interrupted build resumes where it stopped and a finished one
-is a no-op. Every row that does not make it into the manifest is counted with its reason.
+The build goes package by package (sorted by name). Rows already in the package's state (same conversion
+settings, FLAC present) are taken from it; for the others the package is fetched, the wanted members are
+unpacked to a scratch folder, each recording is read (containers included) and converted in at most
+``workers`` processes, and the scratch folder is deleted. So an interrupted build resumes where it stopped,
+a finished one is a no-op, and changing caps or filters converts only what is new. The manifest is then
+made from the selected rows: duplicates (same source bytes or same decoded audio) dropped, splits
+assigned, captions written. Every selected row that does not make it into the manifest is counted with
+its reason.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from tta.data.sources import (
 from tta.data.splits import assign_splits
 from tta.errors import InputError
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 @dataclass
@@ -140,24 +143,26 @@ def select_rows(rows: list[SourceRow], config: BuildConfig) -> list[SourceRow]:
 # ------------------------------------------------------------------------------------------------- state
 
 
-def _selection_key(rows: list[SourceRow], config: BuildConfig) -> str:
-    h = hashlib.sha1(f"v{STATE_VERSION}|{config.max_seconds}|{config.min_seconds}|{SAMPLE_RATE}".encode())
-    for row in sorted(rows, key=lambda r: r.path):
-        limit = config.max_seconds_per_label.get(row.label, config.max_seconds)
-        h.update(f"|{row.path}|{row.label}|{limit}".encode())
-    return h.hexdigest()
+def _row_key(row: SourceRow, config: BuildConfig) -> str:
+    """What a converted clip depends on besides its source bytes; a cached entry with another key is redone."""
+    limit = config.max_seconds_per_label.get(row.label, config.max_seconds)
+    return f"v{STATE_VERSION}|{row.label}|{limit}|{config.min_seconds}|{SAMPLE_RATE}"
 
 
-def _load_state(path: Path, key: str, audio_dir: Path) -> dict | None:
+def _load_state(path: Path) -> dict[str, dict]:
+    """``{source path: {"key", "record" | "skip"}}`` of a package state file ({} when missing or unreadable)."""
     try:
         state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if state.get("key") != key:
-        return None
-    if not all((audio_dir / f"{rec['id']}.flac").is_file() for rec in state["records"]):
-        return None
-    return state
+        return dict(state["clips"]) if state.get("version") == STATE_VERSION else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _is_cached(entry: dict | None, row: SourceRow, config: BuildConfig) -> bool:
+    if entry is None or entry.get("key") != _row_key(row, config):
+        return False
+    rec = entry.get("record")
+    return rec is None or (config.out / rec["path"]).is_file()
 
 
 # -------------------------------------------------------------------------------------------- conversion
@@ -225,62 +230,53 @@ def _open_package(
 
 
 def _build_package(
-    package: str,
-    rows: list[SourceRow],
-    config: BuildConfig,
-    seen_md5: set[str],
-    seen_pcm: set[str],
-    pool: ProcessPoolExecutor | None,
-) -> dict:
-    """Convert one package's rows; returns its state (records + skips)."""
+    package: str, rows: list[SourceRow], config: BuildConfig, pool: ProcessPoolExecutor | None
+) -> tuple[dict[str, dict], list[Skip]]:
+    """Convert ``rows`` of one package.
+
+    Returns:
+        ``({source path: state entry}, skips)``: an entry for every row that was tried (a record, or a skip
+        whose reason belongs to the row: unreadable, too short...), and skips not worth caching (the package
+        could not be fetched or unpacked; those rows are tried again by the next build).
+    """
     scratch = config.out / "extract" / package
-    skips: list[Skip] = []
-    records: list[dict] = []
     files, error = _open_package(package, rows, config, scratch)
     if files is None:
         reason, _, detail = error.partition(": ")
-        skips = [Skip(package, r.path, r.label, reason, detail) for r in rows]
-        return {"records": [], "skipped": [asdict(s) for s in skips], "complete": False}
+        return {}, [Skip(package, r.path, r.label, reason, detail) for r in rows]
+    entries: dict[str, dict] = {}
+
+    def skip(row: SourceRow, reason: str, detail: str = "") -> None:
+        entries[row.path] = {
+            "key": _row_key(row, config),
+            "skip": asdict(Skip(package, row.path, row.label, reason, detail)),
+        }
+
     jobs: list[tuple[SourceRow, Found]] = []
     try:
         for row in rows:
             try:
-                found = files.read(row)
+                jobs.append((row, files.read(row)))
             except MissingMember:
-                skips.append(Skip(package, row.path, row.label, "missing in package"))
-                continue
+                skip(row, "missing in package")
             except ContainerError as err:
-                skips.append(Skip(package, row.path, row.label, "container error", str(err)))
-                continue
-            md5 = hashlib.md5(found.data).hexdigest()
-            if md5 in seen_md5:
-                skips.append(Skip(package, row.path, row.label, "duplicate", md5))
-                continue
-            seen_md5.add(md5)
-            jobs.append((row, found))
+                skip(row, "container error", str(err))
     finally:
         files.close()
-    audio_dir = config.out / "audio"
     bar = tqdm(total=len(jobs), desc=f"  {package}", unit="clip", leave=False)
     for row, found, conv in _convert_all(jobs, config, pool):
         bar.update(1)
         if conv.error:
-            skips.append(Skip(package, row.path, row.label, conv.error, conv.detail))
+            skip(row, conv.error, conv.detail)
             continue
-        if conv.pcm_md5 in seen_pcm:
-            skips.append(
-                Skip(package, row.path, row.label, "duplicate", f"same audio as another clip ({conv.pcm_md5})")
-            )
-            continue
-        seen_pcm.add(conv.pcm_md5)
         rec = _record(row, found, conv, hashlib.md5(found.data).hexdigest())
         rec["pcm_md5"] = conv.pcm_md5
-        write_atomic(audio_dir / f"{rec['id']}.flac", conv.flac)
-        records.append(rec)
+        write_atomic(config.out / rec["path"], conv.flac)
+        entries[row.path] = {"key": _row_key(row, config), "record": rec}
     bar.close()
     if not config.keep_extracted:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"records": records, "skipped": [asdict(s) for s in skips], "complete": True}
+    return entries, []
 
 
 # ------------------------------------------------------------------------------------------------ build
@@ -307,8 +303,6 @@ def build_corpus(config: BuildConfig) -> BuildResult:
     (out / "audio").mkdir(parents=True, exist_ok=True)
     (out / "state").mkdir(parents=True, exist_ok=True)
 
-    seen_md5: set[str] = set()
-    seen_pcm: set[str] = set()
     records: list[dict] = []
     skipped: list[Skip] = []
     reused: list[str] = []
@@ -316,19 +310,22 @@ def build_corpus(config: BuildConfig) -> BuildResult:
     try:
         for package in tqdm(sorted(by_package), desc="packages", unit="pkg"):
             pkg_rows = by_package[package]
-            key = _selection_key(pkg_rows, config)
             state_path = out / "state" / f"{package}.json"
-            state = _load_state(state_path, key, out / "audio")
-            if state is not None and state.get("complete"):
-                reused.append(package)
+            clips = _load_state(state_path)
+            todo = [row for row in pkg_rows if not _is_cached(clips.get(row.path), row, config)]
+            if todo:
+                new, failed = _build_package(package, todo, config, pool)
+                clips.update(new)
+                skipped += failed
+                write_atomic(state_path, json.dumps({"version": STATE_VERSION, "clips": clips}))
             else:
-                state = _build_package(package, pkg_rows, config, seen_md5, seen_pcm, pool)
-                state["key"] = key
-                write_atomic(state_path, json.dumps(state))
-            records += state["records"]
-            skipped += [Skip(**s) for s in state["skipped"]]
-            seen_md5.update(rec["md5"] for rec in state["records"])
-            seen_pcm.update(rec.get("pcm_md5", "") for rec in state["records"])
+                reused.append(package)
+            for row in pkg_rows:
+                entry = clips.get(row.path)
+                if entry is not None and "record" in entry:
+                    records.append(entry["record"])
+                elif entry is not None:
+                    skipped.append(Skip(**entry["skip"]))
     finally:
         if pool is not None:
             pool.shutdown()
@@ -343,13 +340,13 @@ def build_corpus(config: BuildConfig) -> BuildResult:
         rec["split"] = splits[rec["md5"]]
     records.sort(key=lambda r: r["id"])
     write_atomic(out / "manifest.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    _remove_orphans(out / "audio", {r["id"] for r in records})
+    _remove_orphans(out, {r["id"] for r in records})
     return BuildResult(out, records, skipped, reused)
 
 
 def _drop_duplicates(records: list[dict]) -> tuple[list[dict], list[Skip]]:
-    """Records whose source md5 or decoded audio repeats an earlier one (possible when a package was rebuilt
-    after a later one was already built) become "duplicate" skips."""
+    """Records whose source md5 or decoded audio repeats an earlier one become "duplicate" skips (the first
+    in package order, then selection order, is kept)."""
     kept, dupes, md5s, pcms = [], [], set(), set()
     for rec in records:
         pcm = rec.get("pcm_md5") or rec["id"]
@@ -362,8 +359,15 @@ def _drop_duplicates(records: list[dict]) -> tuple[list[dict], list[Skip]]:
     return kept, dupes
 
 
-def _remove_orphans(audio_dir: Path, ids: set[str]) -> None:
-    """Delete FLAC files no manifest line points at (left by an older selection) and temp files."""
-    for path in audio_dir.iterdir():
+def _remove_orphans(root: Path, ids: set[str]) -> None:
+    """Delete temp files and FLAC files that neither the manifest nor any package state names (left by an
+    older selection of a rebuilt package). Clips of packages outside this build's filters are kept."""
+    for state_path in (root / "state").glob("*.json"):
+        try:
+            clips = json.loads(state_path.read_text())["clips"].values()
+            ids |= {entry["record"]["id"] for entry in clips if "record" in entry}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    for path in (root / "audio").iterdir():
         if path.suffix == ".tmp" or (path.suffix == ".flac" and path.stem not in ids):
             path.unlink(missing_ok=True)
