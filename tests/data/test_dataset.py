@@ -83,9 +83,12 @@ def test_unreadable_clip_is_reported_and_replaced(built_corpus, tmp_path):
     assert bad["id"] not in {it["id"] for it in items}
 
 
-def test_missing_corpus_is_an_input_error(tmp_path):
+def test_missing_corpus_and_bad_arguments_are_input_errors(tmp_path, built_corpus):
     with pytest.raises(InputError):
         CorpusDataset(tmp_path)
+    for kwargs in ({"split": "training"}, {"clip_seconds": 0}, {"mix_prob": 1.5}, {"short_clips": "pad"}):
+        with pytest.raises(InputError):
+            CorpusDataset(built_corpus, **kwargs)
 
 
 def test_balance_power_weights_classes_by_size(built_corpus):

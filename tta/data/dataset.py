@@ -31,7 +31,7 @@ from tta.data.captions import (
     clip_detail,
     mixture_caption,
 )
-from tta.data.splits import HELD_OUT_PAIRS, is_held_out
+from tta.data.splits import HELD_OUT_PAIRS, SPLITS, is_held_out
 from tta.data.summary import read_manifest
 from tta.errors import InputError, TTAError
 
@@ -87,6 +87,10 @@ class CorpusDataset(Dataset):
             raise InputError("mix_prob must be in [0, 1]")
         if short_clips not in ("repeat", "skip"):
             raise InputError("short_clips must be 'repeat' or 'skip'")
+        if split not in SPLITS:
+            raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        if not (0.0 <= speech_music_frac <= 1.0 and 0.0 <= sequence_prob <= 1.0):
+            raise InputError("speech_music_frac and sequence_prob must be in [0, 1]")
         self.root = Path(root)
         if not (self.root / "manifest.jsonl").is_file():
             raise InputError(f"no corpus manifest at {self.root / 'manifest.jsonl'} (run `tta data build`)")
