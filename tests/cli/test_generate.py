@@ -174,3 +174,14 @@ def test_bfloat16_option(gen, tmp_path):
     assert gen("a cat", "-o", str(tmp_path / "bf16.wav"), "--seed", "1", "--dtype", "bfloat16") == 0
     assert json.loads((tmp_path / "bf16.json").read_text())["dtype"] == "bfloat16"
     assert read(tmp_path / "bf16.wav")[0].shape == (4800,)
+
+
+def test_diffusers_audioldm_folder_with_separate_reranking_clap(audioldm_dir, clap_dir, tmp_path, capsys):
+    base = ["generate", "a cat", "--model", str(audioldm_dir), *FAST, "--seed", "2"]
+    assert main([*base, "-o", str(tmp_path / "plain.wav")]) == 0
+    assert main([*base, "--candidates", "2", "-o", str(tmp_path / "x.wav")]) == 2
+    assert "audio tower" in capsys.readouterr().err
+    assert main([*base, "--candidates", "2", "--clap", str(clap_dir), "-o", str(tmp_path / "ranked.wav")]) == 0
+    assert "clap_score" in json.loads((tmp_path / "ranked.json").read_text())
+    assert main(["generate", "--from-sidecar", str(tmp_path / "ranked.json"), "-o", str(tmp_path / "again.wav")]) == 0
+    assert (tmp_path / "again.wav").read_bytes() == (tmp_path / "ranked.wav").read_bytes()

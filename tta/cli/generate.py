@@ -163,6 +163,7 @@ def make_sidecar(args: argparse.Namespace, pipe, **fields: Any) -> dict[str, Any
         "negative_prompt": args.negative,
         "model": pipe.name_or_path,
         "model_hash": pipe.model_hash,
+        "clap": str(Path(args.clap).resolve()) if args.clap else None,
         "sampler": args.sampler,
         "steps": args.steps,
         "guidance": args.guidance,
@@ -192,6 +193,8 @@ def load_sidecar(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     args.dtype = meta.get("dtype", "float32")
     if args.model is None:
         args.model = meta["model"]
+    if args.clap is None:
+        args.clap = meta.get("clap")
     return meta
 
 
