@@ -208,27 +208,32 @@ def model_index(clap_backend: str | None) -> dict[str, Any]:
 def _write_folder(state_dict: StateDict, folder: Path, options: ConvertOptions) -> None:
     from diffusers import DDIMScheduler
 
+    # 1. Split the checkpoint and check every part is there before the heavy work.
     unet_sd = unet_state_dict(state_dict, options.ema)
     vocoder_sd = take_prefix(state_dict, VOCODER_PREFIX)
     vae_sd = {k: v for k, v in take_prefix(state_dict, VAE_PREFIX).items() if not k.startswith("vocoder.")}
-    for what, part, prefix in (("UNet", unet_sd, UNET_PREFIX), ("VAE", vae_sd, VAE_PREFIX)):
+    clap_sd = take_prefix(state_dict, CLAP_PREFIX) if options.with_clap else {}
+    parts = [
+        ("UNet", unet_sd, UNET_PREFIX),
+        ("VAE", vae_sd, VAE_PREFIX),
+        ("HiFi-GAN vocoder", vocoder_sd, VOCODER_PREFIX),
+    ]
+    if options.with_clap:
+        parts.append(("CLAP (pass --no-clap to skip it)", clap_sd, CLAP_PREFIX))
+    for what, part, prefix in parts:
         if not part:
-            raise ModelLoadError(f"the checkpoint has no {what} (no keys under {prefix!r}): not an AudioLDM model")
+            raise ModelLoadError(f"the checkpoint has no {what}: no keys under {prefix!r}")
     if "scale_factor" not in state_dict:
         raise ModelLoadError("the checkpoint has no 'scale_factor' (the latent scaling): not an AudioLDM model")
-    tokenizer = load_tokenizer(options.tokenizer) if options.with_clap else None  # fail before the heavy work
+    tokenizer = load_tokenizer(options.tokenizer) if options.with_clap else None
 
+    # 2. Convert and write each component.
     convert_unet(unet_sd, options.num_head_channels).save_pretrained(folder / "unet", safe_serialization=True)
     convert_vae(vae_sd, float(state_dict["scale_factor"])).save_pretrained(folder / "vae", safe_serialization=True)
-    if not vocoder_sd:
-        raise ModelLoadError(f"the checkpoint has no HiFi-GAN vocoder (no keys under {VOCODER_PREFIX!r})")
     convert_vocoder(vocoder_sd).save_pretrained(str(folder / "vocoder"), safe_serialization=True)
     DDIMScheduler(**scheduler_config(state_dict)).save_pretrained(folder / "scheduler")
     backend = None
     if tokenizer is not None:
-        clap_sd = take_prefix(state_dict, CLAP_PREFIX)
-        if not clap_sd:
-            raise ModelLoadError(f"the checkpoint has no CLAP (no keys under {CLAP_PREFIX!r}); use --no-clap")
         if options.clap_audio and has_audio_branch(clap_sd):
             convert_clap_model(clap_sd).save_pretrained(str(folder / "clap"), safe_serialization=True)
             audioldm_clap_feature_extractor().save_pretrained(str(folder / "clap"))
