@@ -49,3 +49,10 @@ def test_sf2_round_trip_and_rejects_garbage():
     blob = write_sf2([("x", 8000, pcm)])
     with pytest.raises(ContainerError):
         read_sf2(blob[:-60])
+
+
+def test_rcc_zstd_entry_is_decoded_or_reported():
+    blob = bytearray(write_rcc({"x": b"not zstd data"}, compress=False))
+    blob[20 + 22 + 4 : 20 + 22 + 6] = (0x04).to_bytes(2, "big")  # flag the file node (after the root) as zstd
+    with pytest.raises(ContainerError, match="zstd"):
+        read_rcc(bytes(blob))
