@@ -44,6 +44,12 @@ def test_details_from_file_names():
     assert clip_detail("speech", "usr/share/tuxpaint/stamps/math/7_en_GB.ogg").clause == "someone speaks English"
     assert clip_detail("speech", "x/Sounds/voices/Default_pl/Ow2.ogg").noun == "a person speaking Polish"
     assert clip_detail("speech", "x/Sounds/voices/Pirate/Ow2.ogg") is None
+    assert (
+        clip_detail("large animal roaring", "public.zip:audio/fauna/elephant_attack1.ogg").clause
+        == "an elephant trumpets"
+    )
+    assert clip_detail("chicken", "x/rooster.ogg").noun == "a rooster crowing"
+    assert clip_detail("door", "x/doors_glass_door_close.ogg").noun == "a door closing"
     rng = np.random.default_rng(1)
     mixes = {mixture_caption("footsteps", "wind", rng, detail_a=d) for _ in range(200)}
     assert "footsteps on gravel with wind in the background" in mixes

@@ -303,6 +303,79 @@ _INSTRUMENTS = {
     "organ": "an organ",
     "bell": "a bell",
 }
+# Per class: (substrings of the file name, noun phrase, clause); the first match wins.
+_NAME_DETAILS: dict[str, list[tuple[tuple[str, ...], str, str]]] = {
+    "large animal roaring": [
+        (("ele",), "an elephant trumpeting", "an elephant trumpets"),
+        (("lion",), "a lion roaring", "a lion roars"),
+        (("tiger",), "a tiger growling", "a tiger growls"),
+        (("camel",), "a camel groaning", "a camel groans"),
+        (("hippo",), "a hippo grunting", "a hippo grunts"),
+    ],
+    "birds chirping": [
+        (("gull",), "seagulls crying", "a seagull cries"),
+        (("owl",), "an owl hooting", "an owl hoots"),
+        (("crow",), "a crow cawing", "a crow caws"),
+        (("cuckoo",), "a cuckoo calling", "a cuckoo calls"),
+        (("day_temperate", "day_tropical"), "birds singing in a forest", "birds sing in the forest"),
+    ],
+    "horse": [
+        (("mstep", "canter", "gallop"), "a galloping horse", "a horse gallops"),
+        (("neigh", "select", "idle"), "a horse neighing", "a horse neighs"),
+    ],
+    "chicken": [
+        (("rooster",), "a rooster crowing", "a rooster crows"),
+        (("turkey",), "a turkey gobbling", "a turkey gobbles"),
+        (("chicken", "hen"), "chickens clucking", "a hen clucks"),
+    ],
+    "sheep bleating": [
+        (("goat",), "a goat bleating", "a goat bleats"),
+        (("lamb",), "a lamb bleating", "a lamb bleats"),
+        (("sheep",), "a sheep bleating", "a sheep bleats"),
+    ],
+    "insects buzzing": [
+        (("mosquito",), "a mosquito whining", "a mosquito whines"),
+        (("hornet", "bee"), "bees buzzing", "a bee buzzes"),
+        (("grasshopper", "cricket"), "crickets chirping", "a cricket chirps"),
+    ],
+    "hammering": [
+        (("mine_stone", "pick", "con_stone"), "a pickaxe striking stone", "a pickaxe hits rock"),
+        (("mine_metal", "anvil"), "a hammer striking metal", "a hammer strikes metal"),
+    ],
+    "wood chopping": [
+        (("lumber", "chop"), "an axe chopping a tree", "someone chops a tree"),
+        (("saw",), "wood being sawn", "a saw cuts wood"),
+    ],
+    "water splashing": [
+        (("bubble", "buble"), "bubbles", "water bubbles"),
+        (("drip", "droplet"), "dripping water", "water drips"),
+        (("splash",), "a splash", "something splashes into water"),
+    ],
+    "flowing water": [
+        (("waterfall",), "a waterfall", "a waterfall roars"),
+        (("river",), "a river", "a river flows"),
+    ],
+    "door": [
+        (("open",), "a door opening", "a door opens"),
+        (("close",), "a door closing", "a door closes"),
+        (("creak",), "a creaking door", "a door creaks"),
+    ],
+    "gunshot": [
+        (("musket",), "a musket shot", "a musket fires"),
+        (("shotgun",), "a shotgun blast", "a shotgun fires"),
+        (("machinegun", "minigun", "mg"), "machine gun fire", "a machine gun fires"),
+    ],
+    "car engine": [
+        (("skid",), "tires skidding", "tires screech"),
+        (("trafic", "traffic", "city"), "traffic", "cars drive by"),
+        (("rev", "accel"), "an engine revving", "an engine revs"),
+    ],
+    "bell ringing": [
+        (("gong",), "a gong", "a gong is struck"),
+        (("chime",), "wind chimes", "wind chimes tinkle"),
+    ],
+}
+
 _LANGUAGES = {
     "be": "Belarusian", "bg": "Bulgarian", "ca": "Catalan", "cs": "Czech", "da": "Danish", "de": "German",
     "el": "Greek", "en": "English", "es": "Spanish", "fi": "Finnish", "fr": "French", "hu": "Hungarian",
@@ -349,6 +422,10 @@ def clip_detail(label: str, source_path: str, description: str | None = None) ->
             for key, name in _INSTRUMENTS.items():
                 if word == key or (len(key) > 4 and word.startswith(key)):
                     return Detail(name, f"{name} plays")
+    stem = source_path.rsplit("/", 1)[-1].rsplit(":", 1)[-1].lower()
+    for keys, noun, clause in _NAME_DETAILS.get(label, ()):
+        if any(key in stem for key in keys):
+            return Detail(noun, clause)
     if label == "wind":
         for word in words:
             if word.startswith("windleaves") or word == "leaves":
