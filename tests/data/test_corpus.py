@@ -94,6 +94,8 @@ def test_caps_and_filters(fixture_archive, tmp_path):
     result = build_corpus(config)
     labels = [r["labels"][0] for r in result.records]
     assert labels.count("dog barking") == 1 and set(labels) == {"dog barking", "rain"}
+    assert result.capped == {"dog barking": 4}  # 5 dog rows listed (the reserved one never counts)
+    assert "left out by per-class caps" in format_table(summarize(result.records, [], result.capped))
 
 
 def test_duplicates_across_packages_built_at_different_times(fixture_archive, tmp_path):

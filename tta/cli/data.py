@@ -72,7 +72,7 @@ def _build(args: argparse.Namespace) -> int:
     start = time.monotonic()
     result = build_corpus(config)
     skipped = [asdict(s) for s in result.skipped]
-    summary = summarize(result.records, skipped)
+    summary = summarize(result.records, skipped, result.capped)
     write_reports(result.root, summary, skipped)
     print(format_table(summary))
     reused = f" ({len(result.packages_reused)} package(s) already built)" if result.packages_reused else ""
@@ -88,10 +88,11 @@ def _summary(args: argparse.Namespace) -> int:
     root = Path(args.root).expanduser() if args.root else _default_root()
     if not (root / "manifest.jsonl").is_file():
         raise InputError(f"no corpus at {root} (run `tta data build` first)")
-    skipped = []
+    skipped, capped = [], {}
     if (root / "summary.json").is_file():
-        skipped = json.loads((root / "summary.json").read_text()).get("skipped_rows", [])
-    print(format_table(summarize(read_manifest(root), skipped)))
+        saved = json.loads((root / "summary.json").read_text())
+        skipped, capped = saved.get("skipped_rows", []), saved.get("left_out_by_caps", {})
+    print(format_table(summarize(read_manifest(root), skipped, capped)))
     return 0
 
 

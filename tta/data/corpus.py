@@ -110,6 +110,7 @@ class BuildResult:
     records: list[dict]
     skipped: list[Skip]
     packages_reused: list[str]
+    capped: dict[str, int] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- selection
@@ -121,8 +122,11 @@ def clip_id(row: SourceRow) -> str:
     return f"{slug}-{hashlib.sha1(f'{row.package}:{row.path}'.encode()).hexdigest()[:10]}"
 
 
-def select_rows(rows: list[SourceRow], config: BuildConfig) -> list[SourceRow]:
-    """The rows to build: filters, reserved packages out, per-class caps applied in md5 order."""
+def select_rows(rows: list[SourceRow], config: BuildConfig, capped: dict[str, int] | None = None) -> list[SourceRow]:
+    """The rows to build: filters, reserved packages out, per-class caps applied in md5 order.
+
+    ``capped``, when given, receives ``{label: rows left out by its cap}``.
+    """
     count: dict[str, int] = defaultdict(int)
     chosen = []
     for row in sorted(rows, key=lambda r: (r.md5, r.package, r.path)):
@@ -134,6 +138,8 @@ def select_rows(rows: list[SourceRow], config: BuildConfig) -> list[SourceRow]:
             continue
         cap = config.max_per_label.get(row.label)
         if cap is not None and count[row.label] >= cap:
+            if capped is not None:
+                capped[row.label] = capped.get(row.label, 0) + 1
             continue
         count[row.label] += 1
         chosen.append(row)
@@ -294,7 +300,8 @@ def build_corpus(config: BuildConfig) -> BuildResult:
     """
     out = Path(config.out)
     config.out = out
-    rows = select_rows(load_sources(config.sources), config)
+    capped: dict[str, int] = {}
+    rows = select_rows(load_sources(config.sources), config, capped)
     if not rows:
         raise InputError("nothing to build: the sources list and filters select no recording")
     by_package: dict[str, list[SourceRow]] = defaultdict(list)
@@ -341,7 +348,7 @@ def build_corpus(config: BuildConfig) -> BuildResult:
     records.sort(key=lambda r: r["id"])
     write_atomic(out / "manifest.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     _remove_orphans(out, {r["id"] for r in records})
-    return BuildResult(out, records, skipped, reused)
+    return BuildResult(out, records, skipped, reused, capped)
 
 
 def _drop_duplicates(records: list[dict]) -> tuple[list[dict], list[Skip]]:

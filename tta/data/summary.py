@@ -10,13 +10,13 @@ from pathlib import Path
 from tta.audio.io import write_atomic
 
 
-def summarize(records: list[dict], skipped: Iterable[dict]) -> dict:
+def summarize(records: list[dict], skipped: Iterable[dict], capped: dict[str, int] | None = None) -> dict:
     """Counts for a corpus.
 
     Returns:
         ``{"clips", "minutes", "recordings", "classes": {label: {"clips", "minutes", "train", "valid", "test"}},
         "licenses": {licence: clips}, "packages": {package: {"clips", "minutes", "license"}},
-        "skipped": {reason: count}, "skipped_total"}``.
+        "skipped": {reason: count}, "skipped_total", "left_out_by_caps": {label: rows}}``.
     """
     classes: dict[str, dict] = defaultdict(lambda: {"clips": 0, "minutes": 0.0, "train": 0, "valid": 0, "test": 0})
     packages: dict[str, dict] = defaultdict(lambda: {"clips": 0, "minutes": 0.0, "licenses": Counter()})
@@ -44,6 +44,7 @@ def summarize(records: list[dict], skipped: Iterable[dict]) -> dict:
         },
         "skipped": dict(Counter(s["reason"] for s in skipped).most_common()),
         "skipped_total": len(skipped),
+        "left_out_by_caps": dict(sorted((capped or {}).items())),
     }
 
 
@@ -62,6 +63,9 @@ def format_table(summary: dict) -> str:
     for lic, n in summary["licenses"].items():
         lines.append(f"{lic:<44}{n:>7}")
     lines.append("")
+    capped = summary.get("left_out_by_caps") or {}
+    if capped:
+        lines.append("left out by per-class caps (not skipped): " + ", ".join(f"{k} {v}" for k, v in capped.items()))
     lines.append(f"skipped: {summary['skipped_total']}")
     for reason, n in summary["skipped"].items():
         lines.append(f"  {reason:<42}{n:>7}")
