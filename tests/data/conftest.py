@@ -111,9 +111,12 @@ def fixture_files() -> dict[str, bytes]:
     )
     cat = write_cat(
         [
-            ('"Steam train departure". By someone. License: Creative Commons Zero 1.0.', wav_bytes(tone(1.5, 200))),
             (
-                '"Diesel train". By someone. License: Creative Commons Attribution 3.0 Unported.',
+                '"Steam train departure". Original "train horn.wav" by "x". License: Creative Commons Zero 1.0.',
+                wav_bytes(tone(1.5, 200)),
+            ),
+            (
+                '"Diesel train". Original "Train Horn.wav". License: Creative Commons Attribution 3.0 Unported.',
                 wav_bytes(tone(1.5, 210)),
             ),
             ('"Cow". License: Creative Commons Zero 1.0.', wav_bytes(tone(1.0, 150, sr=11025), sr=11025)),

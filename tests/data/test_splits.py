@@ -2,7 +2,7 @@
 
 from collections import defaultdict
 
-from tta.data.splits import HELD_OUT_PAIRS, assign_splits, is_held_out
+from tta.data.splits import HELD_OUT_PAIRS, assign_splits, is_held_out, source_group
 from tta.data.summary import read_manifest
 
 
@@ -41,7 +41,16 @@ def test_built_corpus_has_no_recording_in_two_splits(built_corpus):
     seen = {}
     for rec in records:
         assert seen.setdefault(rec["md5"], rec["split"]) == rec["split"]
+        if "group" in rec:
+            assert seen.setdefault(rec["group"], rec["split"]) == rec["split"]
     assert len({r["id"] for r in records}) == len(records)
+    groups = {r["source_path"]: r.get("group") for r in records}
+    assert groups["cat:00.wav"] == groups["cat:01.wav"] == "fakesounds:train horn.wav"
+
+
+def test_source_group():
+    assert source_group('"Sawmill". Original "Circular saw.wav" by "B". Edited by "W".') == "circular saw.wav"
+    assert source_group('"Beep". By Janis Lukss.') is None and source_group(None) is None
 
 
 def test_held_out_pairs_are_unordered():

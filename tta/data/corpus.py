@@ -47,7 +47,7 @@ from tta.data.sources import (
     find_deb,
     load_sources,
 )
-from tta.data.splits import assign_splits
+from tta.data.splits import assign_splits, source_group
 from tta.errors import InputError
 
 STATE_VERSION = 3
@@ -292,8 +292,9 @@ def build_corpus(config: BuildConfig) -> BuildResult:
     """Build (or resume, or confirm) the corpus described by ``config``; see the module docstring.
 
     Each manifest line is ``{"id", "path" (relative to the root), "source_package", "source_path",
-    "license", "labels", "captions", "duration" (s), "md5" (of the source file), "split"}`` (+ ``pcm_md5``,
-    and ``description`` for clips whose container describes them in words).
+    "license", "labels", "captions", "duration" (s), "md5" (of the source file), "split"}`` (+ ``pcm_md5``;
+    ``description`` for clips whose container describes them in words; ``group`` when that description
+    names the original recording the clip was edited from; clips of one group share a split).
 
     Raises:
         InputError: the selection is empty (bad filters or an empty sources list).
@@ -342,9 +343,16 @@ def build_corpus(config: BuildConfig) -> BuildResult:
     for rec in records:  # captions follow tta.data.captions even for packages built by an older version
         label = rec["labels"][0]
         rec["captions"] = all_captions(label, clip_detail(label, rec["source_path"], rec.get("description")))
-    splits = assign_splits({r["md5"]: r["labels"] for r in records}, valid=config.valid, test=config.test)
     for rec in records:
-        rec["split"] = splits[rec["md5"]]
+        group = source_group(rec.get("description"))
+        if group:
+            rec["group"] = f"{rec['source_package']}:{group}"
+    groups: dict[str, list[str]] = defaultdict(list)
+    for rec in records:
+        groups[rec.get("group", rec["md5"])] += rec["labels"]
+    splits = assign_splits(groups, valid=config.valid, test=config.test)
+    for rec in records:
+        rec["split"] = splits[rec.get("group", rec["md5"])]
     records.sort(key=lambda r: r["id"])
     write_atomic(out / "manifest.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     _remove_orphans(out, {r["id"] for r in records})

@@ -11,6 +11,7 @@ ambience) therefore has all of it in a single split; windows of it are never spr
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
@@ -24,6 +25,19 @@ HELD_OUT_PAIRS: tuple[tuple[str, str], ...] = (
     ("speech", "ocean waves"),
 )
 """Class pairs (either order) that training mixtures never combine, to test composition at evaluation."""
+
+
+_ORIGINAL_RE = re.compile(r'Original\s+"([^"]+)"', re.I)
+
+
+def source_group(description: str | None) -> str | None:
+    """The original recording a clip was edited from, when its written description names one.
+
+    OpenTTD's descriptions say e.g. ``Original "steam train horn 01.wav" by ...``; two sounds cut from that
+    file are one recording for splitting purposes. Returns the first named original, lower-cased, or None.
+    """
+    match = _ORIGINAL_RE.search(description or "")
+    return match.group(1).strip().lower() if match else None
 
 
 def is_held_out(label_a: str, label_b: str, pairs: Iterable[tuple[str, str]] = HELD_OUT_PAIRS) -> bool:
@@ -46,7 +60,8 @@ def assign_splits(labels_by_md5: Mapping[str, Iterable[str]], valid: float = 0.1
     """The split of every recording.
 
     Args:
-        labels_by_md5: ``{md5: labels}`` for every distinct source recording.
+        labels_by_md5: ``{md5: labels}`` for every distinct source recording (or ``{group: labels}`` where
+            several files come from one original recording, see :func:`source_group`).
         valid, test: target fractions.
 
     Returns:
