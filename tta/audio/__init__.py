@@ -3,4 +3,12 @@
 from tta.audio.io import SAMPLE_RATE, load_audio, normalize_waveform, resample, save_audio, write_atomic
 from tta.audio.mel import MelSpectrogram
 
-__all__ = ["SAMPLE_RATE", "MelSpectrogram", "load_audio", "normalize_waveform", "resample", "save_audio", "write_atomic"]
+__all__ = [
+    "SAMPLE_RATE",
+    "MelSpectrogram",
+    "load_audio",
+    "normalize_waveform",
+    "resample",
+    "save_audio",
+    "write_atomic",
+]
