@@ -107,7 +107,7 @@ class ClapTrainer(Trainer):
     Args:
         model: :class:`MiniLMMelClap` constructor kwargs (``configs/model/clap.yaml``).
         corpus: corpus root (``manifest.jsonl``); default ``tta.paths.cache_dir() / "corpus"``.
-        clip_seconds, mix_prob, augment: ``CorpusDataset`` settings for the train split.
+        clip_seconds, mix_prob, augment, speech_music_frac: ``CorpusDataset`` settings for the train split.
         targets: "jaccard", "exact" or "identity" (see :func:`label_targets`).
         spec_augment: kwargs of :func:`spec_augment`, or None to switch it off.
         text_noise: std of Gaussian noise added to the (unit-norm) frozen text features before the
@@ -128,6 +128,7 @@ class ClapTrainer(Trainer):
         clip_seconds: float = 5.0,
         mix_prob: float = 0.3,
         augment: bool = True,
+        speech_music_frac: float = 0.15,
         targets: str = "jaccard",
         spec_augment: dict | None = None,
         text_noise: float = 0.0,
@@ -142,6 +143,7 @@ class ClapTrainer(Trainer):
         self.clip_seconds = clip_seconds
         self.mix_prob = mix_prob
         self.augment = augment
+        self.speech_music_frac = speech_music_frac
         self.targets = targets
         self.spec_augment = spec_augment
         self.text_noise = text_noise
@@ -179,6 +181,7 @@ class ClapTrainer(Trainer):
             augment=self.augment,
             seed=self.seed,
             held_out_pairs=HELD_OUT_PAIRS,
+            speech_music_frac=self.speech_music_frac,
         )
 
     def collate(self, items: list[dict]) -> dict:

@@ -206,7 +206,7 @@ class Trainer:
         acc = self.accelerator
         acc.init_trackers(self.name)
         last_metrics: dict[str, float] = {}
-        saved_step = self.step
+        saved_step = start_step = self.step
         previous_handler = self._install_sigterm()
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not (self.progress and acc.is_main_process))
         interrupted = False
@@ -222,7 +222,7 @@ class Trainer:
                     if self.step % self.log_every == 0 or self.step == 1:
                         logs = {f"train/{k}": float(v) for k, v in out.items()}
                         logs["train/lr"] = self.scheduler.get_last_lr()[0]
-                        logs["train/steps_per_s"] = (self.step - saved_step) / max(1e-9, time.time() - t0)
+                        logs["train/steps_per_s"] = (self.step - start_step) / max(1e-9, time.time() - t0)
                         acc.log(logs, step=self.step)
                         bar.set_postfix(loss=f"{logs['train/loss']:.4f}")
                         if not self.progress and acc.is_main_process:  # a plain log line instead of the bar
