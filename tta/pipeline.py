@@ -31,6 +31,7 @@ from tta.sampling.loop import StepCallback
 
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 2.5
+MAX_STEPS = 500  # more steps gain nothing, and some diffusers schedulers break near num_train_timesteps
 MAX_SEED = 2**63 - 1
 
 
@@ -294,12 +295,12 @@ class TTAPipeline:
         if output_type not in ("np", "pt"):
             raise InputError(f"output_type must be 'np' or 'pt', got {output_type!r}")
         scheduler = make_scheduler(sampler_name(sampler), self.scheduler_config)
-        max_steps = int(scheduler.config.num_train_timesteps)
+        max_steps = min(MAX_STEPS, int(scheduler.config.num_train_timesteps) // 2)
         if steps > max_steps:
             raise InputError(f"num_inference_steps must be at most {max_steps}, got {steps}")
         reranker = self._reranker() if n_cand > 1 else None
 
-        # 2. Latent shape for the requested duration (padded for the UNet; audio trimmed in step 8)
+        # 2. Latent shape for the requested duration (padded for the UNet; audio trimmed in step 7)
         layout = self.layout(audio_length_in_s)
         total = len(prompts) * per_prompt * n_cand
         device = self.device

@@ -101,6 +101,7 @@ def test_console_script_end_to_end(tta_model_dir, tmp_path):
         (["a", "--duration", "61", "-o", "{tmp}/x"], "maximum"),
         (["a", "--duration", "nan", "-o", "{tmp}/x"], "> 0"),
         (["a", "--steps", "0", "-o", "{tmp}/x"], "--steps"),
+        (["a", "--steps", "501", "-o", "{tmp}/x"], "--steps"),
         (["a", "--guidance", "nan", "-o", "{tmp}/x"], "--guidance"),
         (["a", "--guidance", "inf", "-o", "{tmp}/x"], "--guidance"),
         (["a", "--sampler", "plms", "-o", "{tmp}/x"], "unknown sampler"),

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--duration", type=float, default=DEFAULT_DURATION_S, help=f"seconds, > 0 and <= {MAX_DURATION_S:g}"
     )
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler steps (default %(default)s)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler steps, 1-500 (default %(default)s)")
     p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="guidance scale (default %(default)s)")
     p.add_argument("--negative", default=None, help="negative prompt applied to every prompt")
     p.add_argument("--seed", type=int, default=None, help="base seed (default: random, recorded in the sidecars)")
@@ -99,12 +99,13 @@ def collect_prompts(prompts: list[str], prompts_file: Path | None) -> list[str]:
 
 def check_args(args: argparse.Namespace) -> None:
     """Reject out-of-range numbers and unknown names before any model loads."""
+    from tta.pipeline import MAX_STEPS
     from tta.sampling.schedulers import sampler_name
     from tta.sampling.shapes import check_duration
 
     check_duration(args.duration)
-    if args.steps < 1:
-        raise InputError(f"--steps must be >= 1, got {args.steps}")
+    if not 1 <= args.steps <= MAX_STEPS:
+        raise InputError(f"--steps must be between 1 and {MAX_STEPS}, got {args.steps}")
     if not math.isfinite(args.guidance):
         raise InputError(f"--guidance must be a finite number, got {args.guidance}")
     if args.candidates < 1:
