@@ -193,3 +193,15 @@ def test_clap_stage_reads_the_corpus_dataset(tmp_path):
     batch = trainer.collate(items)
     assert batch["audio"].shape == (6, 80000) and len(batch["caption"]) == 6
     assert len(load_split(root, "test")) == 3
+
+
+def test_class_balance_power_reweights_class_draws(tmp_path):
+    pytest.importorskip("tta.data.dataset")
+    root = fake_corpus(tmp_path / "corpus", per_label=2)
+    rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+    rows[1]["split"] = "train"  # dog barking: 2 train clips, the others 1
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    trainer = ClapTrainer(model=TINY_MODEL, corpus=root, run_dir=tmp_path / "run", class_balance_power=1.0)
+    data = trainer.build_train_data()
+    weights = dict(zip(data.labels, data._class_weights))
+    assert weights["dog barking"] == pytest.approx(0.5) and weights["rain"] == pytest.approx(0.25)

@@ -108,6 +108,8 @@ class ClapTrainer(Trainer):
         model: :class:`MiniLMMelClap` constructor kwargs (``configs/model/clap.yaml``).
         corpus: corpus root (``manifest.jsonl``); default ``tta.paths.cache_dir() / "corpus"``.
         clip_seconds, mix_prob, augment, speech_music_frac: ``CorpusDataset`` settings for the train split.
+        class_balance_power: if set, draw classes with probability proportional to (train clips of the
+            class) ** power instead of the dataset's balanced draw (0: uniform, 1: as in the corpus).
         targets: "jaccard", "exact" or "identity" (see :func:`label_targets`).
         spec_augment: kwargs of :func:`spec_augment`, or None to switch it off.
         text_noise: std of Gaussian noise added to the (unit-norm) frozen text features before the
@@ -129,6 +131,7 @@ class ClapTrainer(Trainer):
         mix_prob: float = 0.3,
         augment: bool = True,
         speech_music_frac: float = 0.15,
+        class_balance_power: float | None = None,
         targets: str = "jaccard",
         spec_augment: dict | None = None,
         text_noise: float = 0.0,
@@ -144,6 +147,7 @@ class ClapTrainer(Trainer):
         self.mix_prob = mix_prob
         self.augment = augment
         self.speech_music_frac = speech_music_frac
+        self.class_balance_power = class_balance_power
         self.targets = targets
         self.spec_augment = spec_augment
         self.text_noise = text_noise
@@ -172,7 +176,7 @@ class ClapTrainer(Trainer):
         from tta.data.splits import HELD_OUT_PAIRS
 
         root = self.corpus_root()
-        return _crop_first(CorpusDataset)(
+        data = _crop_first(CorpusDataset)(
             root,
             "train",
             clip_seconds=self.clip_seconds,
@@ -183,6 +187,11 @@ class ClapTrainer(Trainer):
             held_out_pairs=HELD_OUT_PAIRS,
             speech_music_frac=self.speech_music_frac,
         )
+        if self.class_balance_power is not None and data.balanced:
+            counts = torch.tensor([len(data.by_label[c]) for c in data.labels], dtype=torch.float64)
+            w = counts**self.class_balance_power
+            data._class_weights = (w / w.sum()).numpy()  # CorpusDataset has no argument for this
+        return data
 
     def collate(self, items: list[dict]) -> dict:
         return {
