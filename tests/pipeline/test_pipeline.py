@@ -206,9 +206,6 @@ def test_bfloat16_runs_close_to_float32(tta_model_dir):
 
 
 @pytest.mark.parametrize("sampler", ["dpmpp-2m", "ddim", "euler", "unipc"])
-@pytest.mark.parametrize("steps", [1, 500])
-def test_step_range_ends_work_for_every_sampler(tiny_pipe, sampler, steps):
-    out = tiny_pipe(
-        "a cat", audio_length_in_s=0.02, seed=0, sampler=sampler, num_inference_steps=steps, progress=False
-    )
+def test_one_step_works_for_every_sampler(tiny_pipe, sampler):
+    out = tiny_pipe("a cat", audio_length_in_s=0.02, seed=0, sampler=sampler, num_inference_steps=1, progress=False)
     assert np.all(np.isfinite(out.audios))

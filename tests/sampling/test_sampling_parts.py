@@ -82,3 +82,17 @@ def test_no_guidance_at_scale_one():
     eps = guided_denoiser(unet, torch.ones(2, 5), torch.zeros(2, 5), 1.0)(x, torch.tensor(10))
     assert unet.calls == [2]
     torch.testing.assert_close(eps, x * 2.0)
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp-2m", "ddim", "euler", "unipc"])
+@pytest.mark.parametrize("steps", [1, 2, 500])
+def test_every_sampler_runs_the_whole_step_range(sampler, steps):
+    from tta.pipeline import MAX_STEPS
+    from tta.sampling import denoise
+
+    assert MAX_STEPS == 500
+    scheduler = make_scheduler(sampler, CONFIG)
+    scheduler.set_timesteps(steps)
+    x = torch.randn(1, 2, 4, 4, dtype=torch.float64)
+    out = denoise(lambda x, t: 0.1 * x, scheduler, x * scheduler.init_noise_sigma)
+    assert torch.isfinite(out).all()
