@@ -97,5 +97,6 @@ def test_outputs_are_sensitive_to_prompt_and_guidance(pipes, latents):
     base = _ours(ours, latents)
     other_prompt = _ours(ours, latents, prompt="a piano plays a slow melody")
     other_scale = _ours(ours, latents, guidance=5.0)
+    print(f"moved by another prompt {rel_l2(other_prompt, base):.2e}, by guidance 5 {rel_l2(other_scale, base):.2e}")
     assert rel_l2(other_prompt, base) > 100 * TOL
     assert rel_l2(other_scale, base) > 100 * TOL
