@@ -193,9 +193,16 @@ class TTAPipeline:
                 diffusers_logging.set_verbosity(verbosity)
         return self
 
-    def enable_fast_inference(self) -> TTAPipeline:
-        """Channels-last memory format for the 2-D convolution stacks (same maths, faster kernels)."""
-        self.unet.to(memory_format=torch.channels_last)
+    def enable_fast_inference(self, unet_channels_last: bool | None = None) -> TTAPipeline:
+        """Channels-last memory format for the 2-D convolution stacks (same maths, faster kernels).
+
+        The VAE decoder always gains (~1.2x on CPU). The UNet gains with several CPU threads or on a GPU, but
+        loses ~4% on one CPU thread (measured at 10 s of audio), so by default it is switched only then.
+        """
+        if unet_channels_last is None:
+            unet_channels_last = self.device.type != "cpu" or torch.get_num_threads() > 1
+        if unet_channels_last:
+            self.unet.to(memory_format=torch.channels_last)
         self.vae.to(memory_format=torch.channels_last)
         self._fast = True
         return self
