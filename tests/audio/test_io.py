@@ -125,3 +125,17 @@ def test_save_keeps_old_file_on_failure(tmp_path, monkeypatch):
         save_audio(target, _tone(880.0, 16000))
     assert target.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["out.wav"]
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from tta.audio.io import write_atomic
+
+    mask = os.umask(0o022)
+    try:
+        out = write_atomic(tmp_path / "x.json", "{}")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644

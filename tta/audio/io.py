@@ -76,6 +76,12 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray, sample_rate: int = SAMP
     return write_atomic(path, buf.getvalue())
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     """Write bytes or text to ``path`` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
@@ -84,6 +90,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
