@@ -17,6 +17,8 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from tta.sampling.schedulers import AUDIOLDM_SCHEDULER
+
 PROMPT = "a dog barks while rain falls on a tin roof"
 CLAP_TEXT = {  # laion/clap-htsat-unfused text tower (RoBERTa-base + 512-d projection)
     "vocab_size": 50265,
@@ -30,16 +32,6 @@ CLAP_TEXT = {  # laion/clap-htsat-unfused text tower (RoBERTa-base + 512-d proje
     "pad_token_id": 1,
     "bos_token_id": 0,
     "eos_token_id": 2,
-}
-SCHEDULER = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.0015,
-    "beta_end": 0.0195,
-    "beta_schedule": "scaled_linear",
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-    "prediction_type": "epsilon",
 }
 WORDS = "a dog barks while rain falls on tin roof birds sing people talk car engine thunder wind piano".split()
 
@@ -123,7 +115,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = build_tokenizer(tmp)
     parts = build_components(tokenizer)
-    ref = AudioLDMPipeline(scheduler=DDIMScheduler(**SCHEDULER), tokenizer=tokenizer, **parts)
+    ref = AudioLDMPipeline(scheduler=DDIMScheduler(**AUDIOLDM_SCHEDULER), tokenizer=tokenizer, **parts)
     ref.set_progress_bar_config(disable=True)
     ours_parts = copy.deepcopy(parts)  # tta's speed-ups change memory formats: keep diffusers' modules untouched
     clap = HFClapText(ours_parts.pop("text_encoder"), tokenizer).eval()
@@ -132,7 +124,7 @@ def main() -> None:
         ours_parts["vae"],
         ours_parts["vocoder"],
         clap,
-        {"_class_name": "DDIMScheduler", **SCHEDULER},
+        {"_class_name": "DDIMScheduler", **AUDIOLDM_SCHEDULER},
     )
     ours.enable_fast_inference()
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tta.sampling.schedulers import AUDIOLDM_SCHEDULER
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -35,17 +37,6 @@ SENTENCES = [
     "footsteps on gravel, wind blowing",
     "a cat meows twice",
 ]
-
-AUDIOLDM_SCHEDULER = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.0015,
-    "beta_end": 0.0195,
-    "beta_schedule": "scaled_linear",
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-    "prediction_type": "epsilon",
-}
 
 
 def build_tiny_tokenizer(folder: Path):

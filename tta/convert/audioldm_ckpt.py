@@ -41,15 +41,12 @@ from tta.convert.hifigan import convert_vocoder
 from tta.convert.unet import convert_unet
 from tta.convert.vae import convert_vae
 from tta.errors import InputError, ModelLoadError
+from tta.sampling.schedulers import AUDIOLDM_SCHEDULER
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 VOCODER_PREFIX = "first_stage_model.vocoder."
 CLAP_PREFIX = "cond_stage_model.model."
-# AudioLDM's noise schedule (audioldm/utils.py default config): 1000 steps, betas from 0.0015 to 0.0195 on a
-# square-root-linear ("scaled_linear") ramp, epsilon prediction; its DDIM sampler uses timesteps
-# range(0, 1000, c) + 1 (steps_offset 1) and alpha_cumprod[0] as the final "previous" alpha.
-AUDIOLDM_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.0015, "beta_end": 0.0195}
 ROBERTA = "roberta-base"
 
 
@@ -134,22 +131,15 @@ def unet_state_dict(state_dict: StateDict, ema: bool = True) -> StateDict:
 
 def scheduler_config(state_dict: StateDict) -> dict[str, Any]:
     """DDIM scheduler arguments matching AudioLDM's training schedule (checked against ``betas`` if stored)."""
-    schedule: dict[str, Any] = dict(AUDIOLDM_SCHEDULE)
+    schedule: dict[str, Any] = dict(AUDIOLDM_SCHEDULER)
     betas = state_dict.get("betas")
     if betas is not None:
         betas = betas.double()
         ramp = torch.linspace(betas[0].sqrt().item(), betas[-1].sqrt().item(), len(betas), dtype=torch.float64) ** 2
-        schedule = {"num_train_timesteps": len(betas), "beta_start": betas[0].item(), "beta_end": betas[-1].item()}
+        schedule.update(num_train_timesteps=len(betas), beta_start=betas[0].item(), beta_end=betas[-1].item())
         if not torch.allclose(ramp, betas, rtol=1e-5, atol=1e-8):
             schedule["trained_betas"] = betas.tolist()
-    return {
-        **schedule,
-        "beta_schedule": "scaled_linear",
-        "prediction_type": "epsilon",
-        "clip_sample": False,
-        "set_alpha_to_one": False,
-        "steps_offset": 1,
-    }
+    return schedule
 
 
 def load_tokenizer(folder: str | os.PathLike | None):

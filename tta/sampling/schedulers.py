@@ -21,6 +21,20 @@ from tta.errors import InputError
 
 DEFAULT_SAMPLER = "dpmpp-2m"
 
+# AudioLDM's training noise schedule as DDIM arguments (audioldm/utils.py default config): 1000 steps, betas
+# 0.0015 -> 0.0195 on a square-root-linear ramp, epsilon prediction; the original DDIM sampler's timesteps are
+# range(0, 1000, c) + 1 (steps_offset 1) and it ends on alpha_cumprod[0] (set_alpha_to_one False).
+AUDIOLDM_SCHEDULER: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.0015,
+    "beta_end": 0.0195,
+    "beta_schedule": "scaled_linear",
+    "prediction_type": "epsilon",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+}
+
 # name -> (scheduler class, settings that define the sampler over the model's config).
 # DDIM keeps the model's config as is (what diffusers' AudioLDMPipeline runs). The others use Karras sigmas
 # (rho = 7): more steps at low noise, where AudioLDM's schedule (sigma 84 -> 0.04) needs them; on an analytic
