@@ -18,7 +18,10 @@ SUBCOMMANDS = [
     "generate",  # tta generate
     "convert",  # tta convert
     "data",  # tta data build ...
+    "edit",  # tta edit (style transfer, inpainting, super-resolution)
+    "eval",  # tta eval
     "train",  # tta train clap|vae|vocoder|ldm
+    "demo",  # tta demo (Gradio)
 ]
 
 
