@@ -195,13 +195,46 @@ def test_clap_stage_reads_the_corpus_dataset(tmp_path):
     assert len(load_split(root, "test")) == 3
 
 
-def test_class_balance_power_reweights_class_draws(tmp_path):
+def test_balance_power_reweights_class_draws(tmp_path):
     pytest.importorskip("tta.data.dataset")
     root = fake_corpus(tmp_path / "corpus", per_label=2)
     rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
     rows[1]["split"] = "train"  # dog barking: 2 train clips, the others 1
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    trainer = ClapTrainer(model=TINY_MODEL, corpus=root, run_dir=tmp_path / "run", class_balance_power=1.0)
+    trainer = ClapTrainer(model=TINY_MODEL, corpus=root, run_dir=tmp_path / "run", balance_power=1.0)
     data = trainer.build_train_data()
     weights = dict(zip(data.labels, data._class_weights))
     assert weights["dog barking"] == pytest.approx(0.5) and weights["rain"] == pytest.approx(0.25)
+
+
+def test_class_prompt_loss_prefers_matching_audio_and_splits_mixtures(tmp_path):
+    torch.manual_seed(0)
+    trainer = ClapTrainer(model=TINY_MODEL, run_dir=tmp_path / "run", class_loss_weight=1.0)
+    model = trainer.build_model().eval()
+    trainer.class_names = ["dog barking", "rain", "wind"]
+    trainer.step = 3
+    with torch.no_grad():
+        rng = np.random.default_rng((trainer.seed, 7, trainer.step))
+        from tta.data.captions import captions_for
+
+        prompts = [captions_for(c, rng) for c in trainer.class_names]
+        classes = F.normalize(model.text_projection(model.text_features(prompts)), dim=-1)
+        own = trainer.class_prompt_loss(model, classes[:2], [["dog barking"], ["rain"]])
+        swapped = trainer.class_prompt_loss(model, classes[:2], [["rain"], ["dog barking"]])
+        # a mixture's target is split between its two labels: the embedding halfway between them scores best
+        half = F.normalize(classes[0] + classes[1], dim=-1)[None]
+        mix_right = trainer.class_prompt_loss(model, half, [["dog barking", "rain"]])
+        mix_wrong = trainer.class_prompt_loss(model, half, [["wind", "rain"]])
+    assert own < swapped and mix_right < mix_wrong
+
+
+def test_init_from_warm_starts_and_resume_wins(tmp_path):
+    torch.manual_seed(0)
+    first = ClapTrainer(model=TINY_MODEL, run_dir=tmp_path / "a").build_model()
+    folder = first.save_pretrained(tmp_path / "clap")
+    torch.manual_seed(1)
+    warm = ClapTrainer(model=TINY_MODEL, run_dir=tmp_path / "b", init_from=folder).build_model()
+    cold = ClapTrainer(model=TINY_MODEL, run_dir=tmp_path / "c").build_model()
+    ref = first.trainable_state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in warm.trainable_state_dict().items())
+    assert not all(torch.equal(v, ref[k]) for k, v in cold.trainable_state_dict().items())

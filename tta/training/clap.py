@@ -75,32 +75,6 @@ def spec_augment(
     return out
 
 
-def _crop_first(dataset_cls):
-    """``CorpusDataset`` with augmentation applied to a crop instead of the whole recording.
-
-    The dataset pitch-shifts, equalises and reverberates a full recording (up to 180 s) before cropping
-    5 s from it, which costs ~30 ms of CPU per item; on a shared CPU that is as much as the model's step.
-    This subclass cuts a slightly longer crop first (room for a pitch shift up), augments it, then crops
-    to length: the same distribution of examples for a fraction of the cost.
-    """
-    from tta.data.augment import augment as augment_wave
-    from tta.data.augment import crop_or_repeat
-
-    class CropFirst(dataset_cls):
-        def _source(self, k, rng):
-            k, wav = self._load_checked(k, rng)
-            if not self.augment:
-                return k, crop_or_repeat(wav, self.length, rng, random_offset=False)
-            margin = int(self.length * 1.15)  # +2 semitones shortens by 1/1.12
-            if wav.shape[0] > margin:
-                wav = crop_or_repeat(wav, margin, rng, random_offset=True)
-            wav = augment_wave(wav, rng, self.sample_rate)
-            return k, crop_or_repeat(wav, self.length, rng, random_offset=True)
-
-    CropFirst.__name__ = f"CropFirst{dataset_cls.__name__}"
-    return CropFirst
-
-
 class ClapTrainer(Trainer):
     """CLAP stage hooks on the shared :class:`Trainer`.
 
@@ -108,10 +82,17 @@ class ClapTrainer(Trainer):
         model: :class:`MiniLMMelClap` constructor kwargs (``configs/model/clap.yaml``).
         corpus: corpus root (``manifest.jsonl``); default ``tta.paths.cache_dir() / "corpus"``.
         clip_seconds, mix_prob, augment, speech_music_frac: ``CorpusDataset`` settings for the train split.
-        class_balance_power: if set, draw classes with probability proportional to (train clips of the
-            class) ** power instead of the dataset's balanced draw (0: uniform, 1: as in the corpus).
+        balance_power: ``CorpusDataset`` class draw: a class weighs (train clips of the class) ** power within
+            its group (0: every class equally often, 1: every clip equally often).
         targets: "jaccard", "exact" or "identity" (see :func:`label_targets`).
         spec_augment: kwargs of :func:`spec_augment`, or None to switch it off.
+        class_loss_weight: weight of the class-prompt loss (0: off). Each step, every training class gets one
+            caption drawn from ``tta.data.captions.captions_for``; each audio is scored against all of them and
+            a cross-entropy pulls it towards the prompts of its own label(s) (a mixture's two labels share the
+            target), so the shared space ranks classes directly, which zero-shot classification and the
+            held-out mixture test measure. The captions of a step are shared by the batch.
+        init_from: a ``load_clap`` folder of this backend whose trained weights initialise the model (warm
+            start for fine-tuning); ignored when the run resumes from its own checkpoint.
         text_noise: std of Gaussian noise added to the (unit-norm) frozen text features before the
             projection, relative to the feature norm; it keeps the projection smooth around the few
             hundred training captions, so unseen phrasings nearby in MiniLM space map nearby.
@@ -131,10 +112,12 @@ class ClapTrainer(Trainer):
         mix_prob: float = 0.3,
         augment: bool = True,
         speech_music_frac: float = 0.15,
-        class_balance_power: float | None = None,
+        balance_power: float = 0.0,
         targets: str = "jaccard",
         spec_augment: dict | None = None,
         text_noise: float = 0.0,
+        class_loss_weight: float = 0.0,
+        init_from: str | os.PathLike | None = None,
         eval_split: str = "valid",
         eval_max_items: int | None = 400,
         export_dir: str | os.PathLike | None = None,
@@ -147,10 +130,12 @@ class ClapTrainer(Trainer):
         self.mix_prob = mix_prob
         self.augment = augment
         self.speech_music_frac = speech_music_frac
-        self.class_balance_power = class_balance_power
+        self.balance_power = balance_power
         self.targets = targets
         self.spec_augment = spec_augment
         self.text_noise = text_noise
+        self.class_loss_weight = class_loss_weight
+        self.init_from = Path(init_from) if init_from else None
         self.eval_split = eval_split
         self.eval_max_items = eval_max_items
         self.export_dir = Path(export_dir) if export_dir else None
@@ -168,7 +153,11 @@ class ClapTrainer(Trainer):
     def build_model(self):
         from tta.models.clap.minilm_mel import MiniLMMelClap
 
-        return MiniLMMelClap(**self.model_kwargs)
+        model = MiniLMMelClap(**self.model_kwargs)
+        if self.init_from is not None:
+            init = MiniLMMelClap.from_pretrained(self.init_from)
+            model.load_trainable_state_dict(init.trainable_state_dict(), source=str(self.init_from))
+        return model
 
     def build_train_data(self):
         self.corpus_root()  # a clear error before importing the data pipeline
@@ -176,7 +165,7 @@ class ClapTrainer(Trainer):
         from tta.data.splits import HELD_OUT_PAIRS
 
         root = self.corpus_root()
-        data = _crop_first(CorpusDataset)(
+        data = CorpusDataset(
             root,
             "train",
             clip_seconds=self.clip_seconds,
@@ -186,11 +175,9 @@ class ClapTrainer(Trainer):
             seed=self.seed,
             held_out_pairs=HELD_OUT_PAIRS,
             speech_music_frac=self.speech_music_frac,
+            balance_power=self.balance_power,
         )
-        if self.class_balance_power is not None and data.balanced:
-            counts = torch.tensor([len(data.by_label[c]) for c in data.labels], dtype=torch.float64)
-            w = counts**self.class_balance_power
-            data._class_weights = (w / w.sum()).numpy()  # CorpusDataset has no argument for this
+        self.class_names = list(data.labels)
         return data
 
     def collate(self, items: list[dict]) -> dict:
@@ -216,7 +203,34 @@ class ClapTrainer(Trainer):
         with torch.no_grad():
             t, a = F.normalize(text, dim=-1), F.normalize(audio, dim=-1)
             hit = targets[torch.arange(len(t)), (t @ a.T).argmax(1).cpu()] > 0
-        return {"loss": loss, "logit_scale": model.logit_scale.exp().detach(), "batch_t2a_acc": hit.float().mean()}
+        out = {"contrastive_loss": loss.detach(), "batch_t2a_acc": hit.float().mean()}
+        if self.class_loss_weight:
+            cls_loss = self.class_prompt_loss(model, audio, batch["labels"])
+            out["class_loss"] = cls_loss.detach()
+            loss = loss + self.class_loss_weight * cls_loss
+        out.update(loss=loss, logit_scale=model.logit_scale.exp().detach())
+        return out
+
+    def class_prompt_loss(self, model, audio: torch.Tensor, labels: list[list[str]]) -> torch.Tensor:
+        """Cross-entropy of each audio [B, D] over one fresh caption per class; multi-label targets share mass."""
+        import numpy as np
+
+        from tta.data.captions import captions_for
+
+        rng = np.random.default_rng((self.seed, 7, self.step))
+        prompts = [captions_for(name, rng) for name in self.class_names]
+        feats = model.text_features(prompts)
+        if self.text_noise:
+            noise = torch.randn_like(feats) * self.text_noise / feats.shape[-1] ** 0.5
+            feats = F.normalize(feats + noise, dim=-1)
+        classes = F.normalize(model.text_projection(feats), dim=-1)  # [C, D]
+        logits = model.logit_scale.clamp(max=4.6052).exp() * F.normalize(audio, dim=-1) @ classes.T  # [B, C]
+        index = {name: c for c, name in enumerate(self.class_names)}
+        target = torch.zeros_like(logits)
+        for i, labs in enumerate(labels):
+            for lab in labs:
+                target[i, index[lab]] = 1.0
+        return F.cross_entropy(logits, target / target.sum(1, keepdim=True))
 
     def evaluation_items(self) -> list[dict]:
         if self._eval_items is None:
