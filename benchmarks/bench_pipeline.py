@@ -136,55 +136,40 @@ def main() -> None:
     )
     print(f"DDIM {args.steps} steps, guidance {args.guidance}, fp32, {torch.get_num_threads()} threads")
 
-    def run_diffusers():
+    def timed_call(stages, call):
+        """Run ``call()`` with the (object, method, label) ``stages`` timed; returns (audio, total s, timer)."""
         timer = StageTimer()
-        timer.wrap(ref.text_encoder, "forward", "text")
-        timer.wrap(ref.unet, "forward", "unet")
-        timer.wrap(ref.vae, "decode", "vae")
-        timer.wrap(ref.vocoder, "forward", "vocoder")
+        for obj, method, label in stages:
+            timer.wrap(obj, method, label)
         start = time.perf_counter()
-        audio = ref(
-            PROMPT,
-            audio_length_in_s=args.duration,
-            num_inference_steps=args.steps,
-            guidance_scale=args.guidance,
-            latents=latents.clone(),
-        ).audios
-        total = time.perf_counter() - start
-        for module, method in (
-            (ref.text_encoder, "forward"),
-            (ref.unet, "forward"),
-            (ref.vae, "decode"),
-            (ref.vocoder, "forward"),
-        ):
-            delattr(module, method)
+        try:
+            audio = call()
+        finally:
+            total = time.perf_counter() - start
+            for obj, method, _ in stages:
+                delattr(obj, method)
         return audio, total, timer
 
+    common = dict(audio_length_in_s=args.duration, num_inference_steps=args.steps, guidance_scale=args.guidance)
+
+    def run_diffusers():
+        stages = [
+            (ref.text_encoder, "forward", "text"),
+            (ref.unet, "forward", "unet"),
+            (ref.vae, "decode", "vae"),
+            (ref.vocoder, "forward", "vocoder"),
+        ]
+        return timed_call(stages, lambda: ref(PROMPT, latents=latents.clone(), **common).audios)
+
     def run_tta(pipe=ours):
-        timer = StageTimer()
-        timer.wrap(clap.text_model.text_model, "forward", "text")
-        timer.wrap(pipe.unet, "forward", "unet")
-        timer.wrap(pipe.vae, "decode", "vae")
-        timer.wrap(pipe.vocoder, "forward", "vocoder")
-        start = time.perf_counter()
-        audio = pipe(
-            PROMPT,
-            audio_length_in_s=args.duration,
-            num_inference_steps=args.steps,
-            guidance_scale=args.guidance,
-            sampler="ddim",
-            latents=latents.clone(),
-            progress=False,
-        ).audios
-        total = time.perf_counter() - start
-        for module, method in (
-            (clap.text_model.text_model, "forward"),
-            (pipe.unet, "forward"),
-            (pipe.vae, "decode"),
-            (pipe.vocoder, "forward"),
-        ):
-            delattr(module, method)
-        return audio, total, timer
+        stages = [
+            (clap.text_model.text_model, "forward", "text"),
+            (pipe.unet, "forward", "unet"),
+            (pipe.vae, "decode", "vae"),
+            (pipe.vocoder, "forward", "vocoder"),
+        ]
+        call = lambda: pipe(PROMPT, sampler="ddim", latents=latents.clone(), progress=False, **common).audios  # noqa: E731
+        return timed_call(stages, call)
 
     runs = [("diffusers", run_diffusers), ("tta", run_tta)]
     if args.order == "tta-first":
