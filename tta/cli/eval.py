@@ -1,0 +1,70 @@
+"""``tta eval``: FAD, FAD∞, CLAP score, KL, Inception Score and paired metrics of a folder of generated clips.
+
+A thin layer over :func:`tta.evaluation.evaluate`; writes ``report.json`` and ``report.md`` (and PNG plots with
+``--plots``) to ``--out`` and prints the Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    from tta.evaluation.backends import BACKENDS, DEFAULT_BACKEND
+
+    p = subparsers.add_parser(
+        "eval",
+        help="score generated audio against reference audio (FAD, CLAP score, KL, IS, ...)",
+        description="Score a folder of generated clips against a folder of reference clips. Offline by default: "
+        "the embedding backend is tta's own CLAP. Clips pair up by file name (without suffix).",
+    )
+    p.add_argument("--generated", required=True, type=Path, help="folder of generated audio files")
+    p.add_argument("--reference", required=True, type=Path, help="folder of reference (real) audio files")
+    p.add_argument(
+        "--prompts",
+        type=Path,
+        default=None,
+        help="JSONL/CSV/TSV with file,prompt[,label] per clip (default: the sidecars tta generate writes)",
+    )
+    p.add_argument(
+        "--backend", default=DEFAULT_BACKEND, help=f"embedding model: {', '.join(BACKENDS)} (default %(default)s)"
+    )
+    p.add_argument(
+        "--backend-weights",
+        default=None,
+        help="the backend's weights: a CLAP folder (clap, laion-clap), vggish-10086976.pth, Cnn14_mAP=0.431.pth",
+    )
+    p.add_argument("--clap", default=None, help="CLAP folder for the CLAP score with a non-CLAP backend")
+    pairing = p.add_mutually_exclusive_group()
+    pairing.add_argument(
+        "--paired", action="store_true", default=None, help="require a same-named reference for every clip"
+    )
+    pairing.add_argument("--unpaired", dest="paired", action="store_false", help="skip KL and paired metrics")
+    p.add_argument("-o", "--out", type=Path, default=Path("eval"), help="report folder (default %(default)s)")
+    p.add_argument("--plots", action="store_true", help="also write PNG plots (needs matplotlib)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    p.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tta.evaluation import evaluate, markdown, write_report
+
+    report = evaluate(
+        args.generated,
+        args.reference,
+        prompts=args.prompts,
+        backend=args.backend,
+        backend_weights=args.backend_weights,
+        clap=args.clap,
+        paired=args.paired,
+        device=args.device,
+        cache=not args.no_cache,
+        progress=not args.no_progress,
+    )
+    paths = write_report(report, args.out, plots=args.plots)
+    print(markdown(report), end="")
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0

@@ -1,0 +1,200 @@
+"""``evaluate``: the one entry point that ``tta eval`` and Python callers use.
+
+Steps: 1. list the generated and reference clips and the prompts; 2. embed every clip with the backend (through
+the cache); 3. FAD and FAD∞ on the pooled frames; 4. Inception Score and, for clips paired by name, KL from
+the backend's classifier; 5. CLAP score of the generated clips with their prompts; 6. paired metrics (mel
+distance, LSD, PSNR) for clips paired by name. The result is a plain dict (see :mod:`tta.evaluation.report`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tta.errors import InputError
+from tta.evaluation.backends import DEFAULT_BACKEND, EmbeddingBackend, load_backend
+from tta.evaluation.backends.base import ClipFeatures
+from tta.evaluation.cache import EmbeddingCache
+from tta.evaluation.frechet import fad_inf, frechet_distance
+from tta.evaluation.inputs import list_audio, read_prompts, sidecar_prompts
+from tta.evaluation.paired import paired_metrics
+from tta.evaluation.scores import clap_cosines, clap_scores, inception_score, kl_divergence
+
+
+def extract(
+    backend: EmbeddingBackend, files: dict[str, Path], cache: EmbeddingCache, progress: bool = True, desc: str = ""
+) -> dict[str, ClipFeatures]:
+    """``{key: ClipFeatures}`` for every file, read from the cache or computed (and stored) by the backend."""
+    from tqdm.auto import tqdm
+
+    from tta.audio.io import load_audio
+
+    out = {}
+    for key, path in tqdm(files.items(), desc=desc, unit="clip", disable=not progress):
+        feats = cache.get(path)
+        if feats is None:
+            feats = backend.features(load_audio(path, backend.sample_rate))
+            cache.put(path, feats)
+        out[key] = feats
+    return out
+
+
+def pair_keys(generated: dict[str, Path], reference: dict[str, Path], paired: bool | None) -> list[str]:
+    """Generated clip keys that have a reference of the same name; ``paired=True`` requires all of them."""
+    missing = [k for k in generated if k not in reference]
+    if paired and missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise InputError(f"--paired: {len(missing)} generated clip(s) have no reference of the same name ({shown})")
+    if paired is False or (paired is None and missing):
+        return []
+    return list(generated)
+
+
+def collect_prompts(generated: dict[str, Path], prompts_file: str | os.PathLike | None) -> dict[str, dict]:
+    if prompts_file is None:
+        return sidecar_prompts(generated)
+    prompts = read_prompts(prompts_file)
+    missing = [k for k in generated if k not in prompts]
+    if missing:
+        raise InputError(f"--prompts {prompts_file} has no prompt for {len(missing)} clip(s), e.g. {missing[0]!r}")
+    return {k: prompts[k] for k in generated}
+
+
+def evaluate(
+    generated: str | os.PathLike,
+    reference: str | os.PathLike,
+    prompts: str | os.PathLike | None = None,
+    backend: str | EmbeddingBackend = DEFAULT_BACKEND,
+    backend_weights: str | os.PathLike | None = None,
+    clap: str | os.PathLike | EmbeddingBackend | None = None,
+    paired: bool | None = None,
+    device: str = "cpu",
+    cache: bool = True,
+    cache_root: str | os.PathLike | None = None,
+    fad_inf_steps: int = 25,
+    progress: bool = True,
+) -> dict:
+    """Evaluate a folder of generated clips against a folder of reference clips.
+
+    Args:
+        generated, reference: folders of audio files (at least 2 each).
+        prompts: a prompts file (see :mod:`tta.evaluation.inputs`); default: ``tta generate`` sidecars.
+        backend: a name of :data:`tta.evaluation.backends.BACKENDS` or a built backend.
+        backend_weights: the backend's weight file or folder.
+        clap: the CLAP folder (or a built CLAP backend) for the CLAP score when the backend is not a CLAP
+            (default: the shipped one).
+        paired: True: every generated clip must have a reference of the same name (paired metrics and KL);
+            None: paired metrics when all have one; False: none.
+
+    Returns:
+        dict: ``metrics`` (name -> float), ``counts``, ``per_class_clap_score``, ``clips`` (per-clip rows),
+        ``notes``, ``settings``.
+    """
+    start = time.perf_counter()
+    # 1. Inputs, checked before any model loads.
+    gen_files = list_audio(generated, "--generated")
+    ref_files = list_audio(reference, "--reference")
+    keys = pair_keys(gen_files, ref_files, paired)
+    clip_prompts = collect_prompts(gen_files, prompts)
+
+    # 2. Embeddings.
+    model = load_backend(backend, backend_weights, device) if isinstance(backend, str) else backend
+    store = EmbeddingCache(model.version(), cache_root, enabled=cache)
+    gen = extract(model, gen_files, store, progress, "generated")
+    ref = extract(model, ref_files, store, progress, "reference")
+    gen_frames = np.concatenate([f.frames for f in gen.values()])
+    ref_frames = np.concatenate([f.frames for f in ref.values()])
+
+    # 3. FAD, FAD-inf.
+    metrics: dict[str, float] = {"fad": frechet_distance(gen_frames, ref_frames)}
+    notes: list[str] = []
+    if len(gen_frames) >= 4:
+        inf = fad_inf(gen_frames, ref_frames, steps=fad_inf_steps)
+        metrics.update({"fad_inf": inf.score, "fad_inf_r2": inf.r2})
+    if len(gen_frames) <= gen_frames.shape[1] or len(ref_frames) <= ref_frames.shape[1]:
+        notes.append(
+            f"fewer embeddings ({len(gen_frames)} generated, {len(ref_frames)} reference) than dimensions "
+            f"({gen_frames.shape[1]}): covariances are singular and FAD is biased upwards; compare like with like"
+        )
+
+    # 4. Classifier metrics.
+    if model.classifier is not None:
+        gen_logits = np.stack([gen[k].logits for k in gen_files])
+        metrics["inception_score"], metrics["inception_score_std"] = inception_score(gen_logits)
+        if keys:
+            ref_logits = np.stack([ref[k].logits for k in keys])
+            pair_logits = np.stack([gen[k].logits for k in keys])
+            metrics["kl_softmax"] = kl_divergence(pair_logits, ref_logits, "softmax")
+            metrics["kl_sigmoid"] = kl_divergence(pair_logits, ref_logits, "sigmoid")
+    else:
+        notes.append(f"backend {model.name} has no classifier: no KL or Inception Score")
+
+    # 5. CLAP score.
+    clips = [{"file": gen_files[k].name, **clip_prompts.get(k, {})} for k in gen_files]
+    index = {k: i for i, k in enumerate(gen_files)}
+    per_class: dict[str, float] = {}
+    if clip_prompts:
+        scorer = model if hasattr(model, "encode_text") else _clap_backend(clap, device)
+        if scorer is model:
+            audio = gen
+        else:
+            audio = extract(scorer, gen_files, EmbeddingCache(scorer.version(), cache_root, cache), progress, "CLAP")
+        scored = [k for k in gen_files if k in clip_prompts]
+        texts = scorer.encode_text([clip_prompts[k]["prompt"] for k in scored])
+        cos = clap_cosines(texts, np.stack([audio[k].frames[0] for k in scored]))
+        metrics.update(clap_scores(cos))
+        groups: dict[str, list[float]] = {}
+        for k, c in zip(scored, cos):
+            clips[index[k]]["clap_cosine"] = float(c)
+            groups.setdefault(clip_prompts[k].get("label", clip_prompts[k]["prompt"]), []).append(float(c))
+        per_class = {g: float(np.mean(v)) for g, v in sorted(groups.items())}
+        if len(scored) < len(gen_files):
+            notes.append(f"CLAP score over the {len(scored)} of {len(gen_files)} clips that have a prompt")
+    else:
+        notes.append("no prompts (no --prompts file, no sidecars): no CLAP score")
+
+    # 6. Paired metrics.
+    if keys:
+        from tta.audio.io import load_audio
+
+        rows = []
+        for k in keys:
+            row = paired_metrics(load_audio(gen_files[k]), load_audio(ref_files[k]))
+            clips[index[k]].update(row)
+            rows.append(row)
+        for name in rows[0]:
+            metrics[name] = float(np.mean([r[name] for r in rows]))
+
+    return {
+        "metrics": metrics,
+        "counts": {
+            "generated": len(gen_files),
+            "reference": len(ref_files),
+            "generated_frames": int(len(gen_frames)),
+            "reference_frames": int(len(ref_frames)),
+            "paired": len(keys),
+            "with_prompt": sum(1 for c in clips if "prompt" in c),
+        },
+        "per_class_clap_score": per_class,
+        "clips": clips,
+        "notes": notes,
+        "settings": {
+            "generated": str(generated),
+            "reference": str(reference),
+            "backend": model.name,
+            "backend_version": model.version(),
+            "classifier": model.classifier,
+            "prompts": str(prompts) if prompts is not None else "sidecars",
+            "cache": {"enabled": cache, "hits": store.hits, "misses": store.misses},
+            "seconds": round(time.perf_counter() - start, 3),
+        },
+    }
+
+
+def _clap_backend(clap, device: str):
+    from tta.evaluation.backends.clap import ClapBackend
+
+    return clap if isinstance(clap, EmbeddingBackend) else ClapBackend(clap, device=device)
