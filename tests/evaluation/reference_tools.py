@@ -29,6 +29,9 @@ import pytest
 
 def package_dir(name: str, install: str) -> Path:
     """The installed folder of package ``name`` (found without importing it), or skip."""
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__path__", None):
+        return Path(list(loaded.__path__)[0])
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
@@ -99,7 +102,7 @@ def _stub_package(name: str, folder: Path) -> None:
 def torchvggish_modules() -> types.SimpleNamespace:
     """torchvggish's ``torchvggish`` (the network) and ``vggish_input`` (the front-end) modules."""
     root = package_dir("torchvggish", "pip install --no-deps torchvggish==0.2")
-    if importlib.util.find_spec("resampy") is None and "resampy" not in sys.modules:
+    if "resampy" not in sys.modules and importlib.util.find_spec("resampy") is None:
         sys.modules["resampy"] = types.ModuleType("resampy")  # only used to resample; inputs are 16 kHz
     _stub_package("torchvggish", root)
     return types.SimpleNamespace(

@@ -54,10 +54,14 @@ def gaussian_stats(embeddings, what: str = "embeddings") -> GaussianStats:
 
 
 def psd_factor(cov: np.ndarray) -> np.ndarray:
-    """``B`` [D, D] with ``B @ B.T == cov`` for a positive semi-definite [D, D] matrix (round-off negatives -> 0)."""
+    """``B`` [D, D] with ``B @ B.T == cov`` for a positive semi-definite [D, D] matrix.
+
+    Eigenvalues within round-off of 0 (below ``D * eps * max eigenvalue``, negative ones included) are set to 0.
+    """
     cov = np.asarray(cov, dtype=np.float64)
     w, v = np.linalg.eigh((cov + cov.T) / 2)
-    return v * np.sqrt(np.clip(w, 0.0, None))
+    w = np.where(w > max(w.max(initial=0.0), 0.0) * len(w) * np.finfo(np.float64).eps, w, 0.0)
+    return v * np.sqrt(w)
 
 
 def data_factor(x: np.ndarray) -> np.ndarray:
