@@ -10,7 +10,7 @@ from tta.errors import InputError
 from tta.evaluation import fad_inf, frechet_distance, frechet_distance_from_stats, gaussian_stats
 
 # (N generated, N reference, D): well conditioned, N < D (singular covariances), N << D
-SHAPES = [(300, 260, 16), (50, 60, 128), (12, 9, 64), (10, 10, 200)]
+SHAPES = [(300, 260, 16), (50, 60, 128), (12, 9, 64), (10, 10, 160)]
 
 
 def _sets(n1: int, n2: int, d: int, seed: int = 0):

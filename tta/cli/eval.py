@@ -50,8 +50,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as transformers_logging
+
     from tta.evaluation import evaluate, markdown, write_report
 
+    transformers_logging.disable_progress_bar()  # our own bars only
     report = evaluate(
         args.generated,
         args.reference,

@@ -1,0 +1,102 @@
+"""``evaluate`` end to end on small folders: every metric against a direct computation, the cache, pairing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.evaluation.conftest import PROMPTS, write_folder
+from tta.audio.io import load_audio
+from tta.errors import InputError
+from tta.evaluation import evaluate, frechet_distance, inception_score, kl_divergence
+from tta.evaluation.paired import paired_metrics
+from tta.evaluation.scores import clap_cosines, clap_scores
+
+
+def _run(gen, ref, backend, **kw):
+    return evaluate(gen, ref, backend=backend, cache=False, progress=False, **kw)
+
+
+def test_metrics_equal_direct_computation(folders, tiny_clap_backend):
+    gen, ref = folders
+    report = _run(gen, ref, tiny_clap_backend)
+    m = report["metrics"]
+    feats = {
+        side: [tiny_clap_backend.features(load_audio(p)) for p in sorted(folder.glob("*.wav"))]
+        for side, folder in (("gen", gen), ("ref", ref))
+    }
+    g_emb = np.concatenate([f.frames for f in feats["gen"]])
+    r_emb = np.concatenate([f.frames for f in feats["ref"]])
+    assert m["fad"] == pytest.approx(frechet_distance(g_emb, r_emb), rel=1e-9)
+    g_log, r_log = np.stack([f.logits for f in feats["gen"]]), np.stack([f.logits for f in feats["ref"]])
+    assert m["kl_softmax"] == pytest.approx(kl_divergence(g_log, r_log, "softmax"), rel=1e-9)
+    assert m["kl_sigmoid"] == pytest.approx(kl_divergence(g_log, r_log, "sigmoid"), rel=1e-9)
+    assert m["inception_score"] == pytest.approx(inception_score(g_log)[0], rel=1e-9)
+    cos = clap_cosines(tiny_clap_backend.encode_text(PROMPTS), g_emb)
+    assert m["clap_score"] == pytest.approx(clap_scores(cos)["clap_score"], rel=1e-6)
+    assert m["clap_score_w2.5"] == pytest.approx(clap_scores(cos)["clap_score_w2.5"], rel=1e-6)
+    pairs = [paired_metrics(load_audio(gen / f"clip_{i}.wav"), load_audio(ref / f"clip_{i}.wav")) for i in range(6)]
+    assert m["lsd"] == pytest.approx(np.mean([p["lsd"] for p in pairs]), rel=1e-9)
+    assert np.isfinite(m["fad_inf"])
+    assert report["counts"] == {
+        "generated": 6,
+        "reference": 6,
+        "generated_frames": 6,
+        "reference_frames": 6,
+        "paired": 6,
+        "with_prompt": 6,
+    }
+    assert report["per_class_clap_score"][PROMPTS[0]] == pytest.approx(cos[0], rel=1e-6)
+    assert report["settings"]["prompts"] == "sidecars"
+
+
+def test_same_folder_scores_as_identical(folders, tiny_clap_backend):
+    gen, _ = folders
+    m = _run(gen, gen, tiny_clap_backend)["metrics"]
+    assert abs(m["fad"]) < 1e-6 and abs(m["kl_softmax"]) < 1e-4
+    assert m["mel_distance"] == 0.0 and m["lsd"] == 0.0 and m["psnr"] == float("inf")
+
+
+def test_prompts_file_formats_and_labels(folders, tiny_clap_backend, tmp_path):
+    gen, ref = folders
+    rows = [
+        {"file": f"clip_{i}.wav", "prompt": f"sound number {i}", "label": "odd" if i % 2 else "even"} for i in range(6)
+    ]
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    csv = tmp_path / "p.csv"
+    csv.write_text("file,prompt,label\n" + "".join(f"{r['file']},{r['prompt']},{r['label']}\n" for r in rows))
+    a, b = _run(gen, ref, tiny_clap_backend, prompts=jsonl), _run(gen, ref, tiny_clap_backend, prompts=csv)
+    assert a["metrics"]["clap_score"] == pytest.approx(b["metrics"]["clap_score"], rel=1e-9)
+    assert sorted(a["per_class_clap_score"]) == ["even", "odd"]
+    assert a["metrics"]["clap_score"] != pytest.approx(_run(gen, ref, tiny_clap_backend)["metrics"]["clap_score"])
+    jsonl.write_text(json.dumps(rows[0]) + "\n")
+    with pytest.raises(InputError, match="no prompt for 5 clip"):
+        _run(gen, ref, tiny_clap_backend, prompts=jsonl)
+
+
+def test_cache_is_keyed_by_content(folders, tiny_clap_backend):
+    gen, ref = folders
+    first = evaluate(gen, ref, backend=tiny_clap_backend, progress=False)
+    assert first["settings"]["cache"]["misses"] == 12 and first["settings"]["cache"]["hits"] == 0
+    second = evaluate(gen, ref, backend=tiny_clap_backend, progress=False)
+    assert second["settings"]["cache"] == {"enabled": True, "hits": 12, "misses": 0}
+    assert second["metrics"] == first["metrics"]
+    write_folder(gen, seed=9, n=1)  # clip_0 changes
+    third = evaluate(gen, ref, backend=tiny_clap_backend, progress=False)
+    assert third["settings"]["cache"]["misses"] == 1
+    assert third["metrics"]["fad"] != first["metrics"]["fad"]
+
+
+def test_pairing(folders, tiny_clap_backend, tmp_path):
+    gen, _ = folders
+    other = write_folder(tmp_path / "other", seed=3, n=4)
+    for p in other.glob("*.wav"):
+        p.rename(p.with_name("x" + p.name))
+    report = _run(gen, other, tiny_clap_backend)
+    assert report["counts"]["paired"] == 0 and "kl_softmax" not in report["metrics"]
+    assert "lsd" not in report["metrics"] and "fad" in report["metrics"]
+    with pytest.raises(InputError, match="--paired: 6 generated clip"):
+        _run(gen, other, tiny_clap_backend, paired=True)
