@@ -186,3 +186,56 @@ def test_diffusers_audioldm_folder_with_separate_reranking_clap(audioldm_dir, cl
     assert "clap_score" in json.loads((tmp_path / "ranked.json").read_text())
     assert main(["generate", "--from-sidecar", str(tmp_path / "ranked.json"), "-o", str(tmp_path / "again.wav")]) == 0
     assert (tmp_path / "again.wav").read_bytes() == (tmp_path / "ranked.wav").read_bytes()
+
+
+def test_shards_write_the_same_files_as_one_process(gen, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"sound {i}\n" for i in range(5)))
+    common = ("--prompts-file", str(prompts), "--batch-size", "2", "--seed", "5")
+    assert gen(*common, "-o", str(tmp_path / "one")) == 0
+    assert gen(*common, "-o", str(tmp_path / "split"), "--shard", "1/2") == 0
+    assert sorted(p.name for p in (tmp_path / "split").glob("*.wav")) == ["sound_2_002.wav", "sound_3_003.wav"]
+    assert gen(*common, "-o", str(tmp_path / "split"), "--shard", "0/2") == 0
+    one, split = sorted((tmp_path / "one").glob("*.wav")), sorted((tmp_path / "split").glob("*.wav"))
+    assert [p.name for p in one] == [p.name for p in split] and len(one) == 5
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, split))
+
+
+def test_shard_from_accelerate_environment(gen, tmp_path, monkeypatch):
+    from tta.cli.generate import parse_shard, resolve_device
+
+    assert parse_shard(None, {"RANK": "2", "WORLD_SIZE": "3"}) == (2, 3)
+    assert parse_shard(None, {}) == (0, 1)
+    assert parse_shard("1/4") == (1, 4)
+    assert resolve_device("cpu") == "cpu"
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert gen("a", "b", "c", "-o", str(tmp_path / "env"), "--seed", "1") == 0
+    assert sorted(p.name for p in (tmp_path / "env").glob("*.wav")) == ["b_001.wav"]
+
+
+def test_skip_existing_resumes(gen, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert gen("a", "b", "-o", str(out), "--seed", "1") == 0
+    (out / "b_001.wav").unlink()
+    before = (out / "a_000.wav").stat().st_mtime_ns
+    capsys.readouterr()
+    assert gen("a", "b", "-o", str(out), "--seed", "1", "--skip-existing") == 0
+    assert capsys.readouterr().out.split() == [str(out / "b_001.wav")]
+    assert (out / "a_000.wav").stat().st_mtime_ns == before
+    assert gen("a", "b", "-o", str(out), "--seed", "1", "--skip-existing") == 0
+    assert "nothing to generate" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--shard", "2/2"], "--shard"),
+        (["--shard", "x"], "--shard"),
+        (["--shard", "0/2"], "needs --seed"),
+    ],
+)
+def test_bad_shard(tta_model_dir, tmp_path, capsys, args, match):
+    code = main(["generate", "a", "--model", str(tta_model_dir), "-o", str(tmp_path / "x"), *FAST, *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and match in err and "\n" not in err

@@ -8,6 +8,13 @@ from seeds ``S + k * n + c``, each from its own ``torch.Generator``. The sidecar
 waveform and the batch it was generated in; ``tta generate --from-sidecar FILE`` re-runs that batch and writes
 the same waveform bit for bit (on the same machine and library versions). With the default ``--batch-size 1``
 and one candidate, ``tta generate PROMPT --seed <sidecar seed>`` also reproduces it exactly.
+
+Many prompts (``--prompts-file``, e.g. an evaluation set): batches of ``--batch-size`` prompts can be split
+across processes. Batch ``b`` goes to shard ``b mod N``; with ``--shard K/N`` a process generates shard K, and
+under ``accelerate launch`` (or torchrun) each process takes shard ``RANK/WORLD_SIZE`` by itself, with
+``--device auto`` picking its own GPU. File names and seeds depend only on a prompt's position in the list, so
+the files are the same however the work is split. ``--skip-existing`` skips batches whose WAVs and sidecars are
+all there already (resuming an interrupted run).
 """
 
 from __future__ import annotations
@@ -58,7 +65,17 @@ def register(subparsers) -> None:
     p.add_argument("--model", default=None, help="a tta or diffusers AudioLDM model folder (default: checkpoints/)")
     p.add_argument("--clap", default=None, help="CLAP folder used to rank --candidates (default: the model's CLAP)")
     p.add_argument("--batch-size", type=int, default=1, help="prompts generated together (default %(default)s)")
-    p.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
+    p.add_argument(
+        "--device", default="cpu", help="torch device, or auto (this process's GPU if any) (default %(default)s)"
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="generate only shard K of N (batch b belongs to shard b mod N); default: RANK/WORLD_SIZE when "
+        "launched by accelerate or torchrun, else everything",
+    )
+    p.add_argument("--skip-existing", action="store_true", help="skip batches whose WAVs and sidecars all exist")
     p.add_argument(
         "--dtype",
         choices=["float32", "bfloat16"],
@@ -117,6 +134,28 @@ def check_args(args: argparse.Namespace) -> None:
     if args.negative is not None and not isinstance(args.negative, str):
         raise InputError("--negative must be a string")
     args.sampler = sampler_name(args.sampler)
+
+
+def parse_shard(shard: str | None, environ=os.environ) -> tuple[int, int]:
+    """``(index, count)`` from ``--shard K/N``, else from ``RANK``/``WORLD_SIZE`` (set by accelerate launch)."""
+    if shard is None:
+        try:
+            return int(environ.get("RANK", 0)), max(1, int(environ.get("WORLD_SIZE", 1)))
+        except ValueError as err:
+            raise InputError(f"bad RANK/WORLD_SIZE in the environment: {err}") from err
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", shard)
+    if match is None or not 0 <= int(match[1]) < int(match[2]):
+        raise InputError(f"--shard must be K/N with 0 <= K < N, got {shard!r}")
+    return int(match[1]), int(match[2])
+
+
+def resolve_device(device: str, environ=os.environ) -> str:
+    """``auto``: ``cuda:<LOCAL_RANK>`` when CUDA is available (one GPU per launched process), else cpu."""
+    if device != "auto":
+        return device
+    import torch
+
+    return f"cuda:{int(environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
 
 
 def plan_outputs(output: str | None, prompts: list[str]) -> list[Path]:
@@ -219,7 +258,20 @@ def run(args: argparse.Namespace) -> int:
         prompts = collect_prompts(args.prompts, args.prompts_file)
         paths = plan_outputs(args.output, prompts)
     check_args(args)
+    shard, num_shards = parse_shard(args.shard)
+    if num_shards > 1 and args.seed is None and meta is None:
+        raise InputError("generating in shards needs --seed (every shard must share the base seed)")
     check_writable(paths)
+    args.device = resolve_device(args.device)
+    batches = [
+        first
+        for b, first in enumerate(range(0, len(prompts), args.batch_size))
+        if b % num_shards == shard
+        and not (args.skip_existing and all(_done(p) for p in paths[first : first + args.batch_size]))
+    ]
+    if meta is None and not batches:
+        print(f"nothing to generate in shard {shard}/{num_shards} (no batch, or every output exists)")
+        return 0
     base_seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
 
     # Load the model (and the re-ranking CLAP) only after every argument has been checked.
@@ -260,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
         print(paths[0])
         return 0
 
-    for first in range(0, len(prompts), args.batch_size):
+    for first in batches:
         batch = prompts[first : first + args.batch_size]
         result = pipe(
             batch,
@@ -283,6 +335,10 @@ def run(args: argparse.Namespace) -> int:
             _write(paths[k], result.audios[j], pipe.sample_rate, make_sidecar(args, pipe, **fields))
             print(paths[k])
     return 0
+
+
+def _done(path: Path) -> bool:
+    return path.is_file() and sidecar_path(path).is_file()
 
 
 def _write(path: Path, audio, sample_rate: int, sidecar: dict[str, Any]) -> None:
