@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tta.editing.regions import EditRegion
 from tta.errors import InputError, ModelLoadError
 from tta.models.clap.base import ClapEncoder
 from tta.sampling import (
@@ -33,6 +34,7 @@ DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 2.5
 MAX_STEPS = 500  # more steps gain nothing, and some diffusers schedulers break near num_train_timesteps
 MAX_SEED = 2**63 - 1
+SUPER_RESOLUTION_PROMPT = "high quality, clear, full bandwidth recording"
 
 
 @dataclass
@@ -54,6 +56,20 @@ class TTAPipelineOutput:
     clap_scores: np.ndarray | None = None
 
 
+@dataclass
+class EditOutput(TTAPipelineOutput):
+    """What :meth:`TTAPipeline.edit` returns: the audio as for generation, plus
+
+    Attributes:
+        mels: the final log-mels [B, T, n_mels] (numpy or torch like ``audios``), T = ceil(N / hop).
+        region: the :class:`tta.editing.EditRegion` regenerated (None for style transfer), ranges clipped to the
+            input and the cut-off resolved.
+    """
+
+    mels: Any = None
+    region: EditRegion | None = None
+
+
 def _clap_backend_name(clap: ClapEncoder) -> str:
     from tta.models.clap import BACKENDS
 
@@ -72,6 +88,16 @@ def _check_prompts(prompt: str | list[str], what: str = "prompt") -> list[str]:
         if not isinstance(p, str) or not p.strip():
             raise InputError(f"{what} must not be empty or whitespace, got {p!r}")
     return list(prompts)
+
+
+def _check_unit(value: Any, what: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{what} must be a number in [0, 1], got {value!r}") from err
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise InputError(f"{what} must be in [0, 1], got {value}")
+    return value
 
 
 def _check_positive_int(value: Any, what: str) -> int:
@@ -290,21 +316,11 @@ class TTAPipeline:
         # 1. Check inputs
         prompts = _check_prompts(prompt)
         negatives = self._check_negative(negative_prompt, len(prompts))
-        steps = _check_positive_int(num_inference_steps, "num_inference_steps")
         per_prompt = _check_positive_int(num_waveforms_per_prompt, "num_waveforms_per_prompt")
         n_cand = _check_positive_int(num_candidates, "num_candidates")
-        try:
-            guidance_scale = float(guidance_scale)
-        except (TypeError, ValueError) as err:
-            raise InputError(f"guidance_scale must be a number, got {guidance_scale!r}") from err
-        if not math.isfinite(guidance_scale):
-            raise InputError(f"guidance_scale must be finite, got {guidance_scale}")
-        if output_type not in ("np", "pt"):
-            raise InputError(f"output_type must be 'np' or 'pt', got {output_type!r}")
-        scheduler = make_scheduler(sampler_name(sampler), self.scheduler_config)
-        max_steps = min(MAX_STEPS, int(scheduler.config.num_train_timesteps) // 2)
-        if steps > max_steps:
-            raise InputError(f"num_inference_steps must be at most {max_steps}, got {steps}")
+        steps, guidance_scale, scheduler = self._check_sampling(
+            num_inference_steps, guidance_scale, sampler, output_type
+        )
         reranker = self._reranker() if n_cand > 1 else None
 
         # 2. Latent shape for the requested duration (padded for the UNet; audio trimmed in step 7)
@@ -313,15 +329,7 @@ class TTAPipeline:
         device = self.device
 
         # 3. Encode prompts (and negative prompts) with CLAP: [B, D] each, repeated per waveform
-        do_guidance = guidance_scale > 1.0
-        texts = prompts + (negatives if do_guidance else [])
-        unique = {text: None for text in texts}  # each text alone: its embedding never depends on the batch
-        for text in unique:
-            unique[text] = self.clap.encode_text([text])
-        embeds = torch.cat([unique[text] for text in texts])
-        embeds = embeds.to(device=device, dtype=torch.float32)
-        cond = embeds[: len(prompts)].repeat_interleave(per_prompt * n_cand, dim=0)
-        uncond = embeds[len(prompts) :].repeat_interleave(per_prompt * n_cand, dim=0) if do_guidance else None
+        cond, uncond = self._encode_prompts(prompts, negatives, per_prompt * n_cand, guidance_scale)
 
         # 4. Scheduler
         scheduler.set_timesteps(steps, device=device)
@@ -351,18 +359,227 @@ class TTAPipeline:
             clap_scores=scores,
         )
 
+    @torch.inference_mode()
+    def edit(
+        self,
+        audio: str | os.PathLike | np.ndarray,
+        prompt: str,
+        sample_rate: int | None = None,
+        strength: float = 0.6,
+        region: EditRegion | None = None,
+        feather_s: float = 0.05,
+        negative_prompt: str | None = None,
+        num_inference_steps: int = DEFAULT_STEPS,
+        guidance_scale: float = DEFAULT_GUIDANCE,
+        num_waveforms: int = 1,
+        sampler: str | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        seed: int | list[int] | None = None,
+        progress: bool = True,
+        callback: StepCallback | None = None,
+        output_type: str = "np",
+    ) -> EditOutput:
+        """Edit existing audio under a prompt: style transfer, inpainting or super-resolution.
+
+        The input is encoded to latents, noised to ``strength`` and denoised under ``prompt`` by the same sampler
+        loop as :meth:`__call__`. With a ``region``, only that part is regenerated: after each step the kept
+        latent cells are put back at the current noise level, and the decoded log-mel takes the input's VAE
+        round trip on the kept mel cells (fading into the new part over ``feather_s`` at time borders).
+
+        Args:
+            audio: a file path, or a waveform [N] / [C, N] with its ``sample_rate``; resampled to the model's
+                rate, mixed to mono, peak-normalised to 0.5 (AudioLDM's input pre-processing); 0.1 to 60 s.
+            prompt: the text the result should match.
+            strength: in [0, 1], how much of the sampling runs: 0 returns the input's VAE + vocoder round trip,
+                1 starts from pure noise (the usual choice for inpainting and super-resolution).
+            region: what to regenerate (:class:`tta.editing.EditRegion`); None: everything (style transfer).
+            feather_s: length of the fade at the borders of regenerated time ranges, seconds.
+            num_waveforms: variations generated (seeds ``seed``, ``seed + 1``...).
+            Other arguments as in :meth:`__call__`.
+
+        Returns:
+            EditOutput: ``.audios`` [num_waveforms, N] with N the input's samples, ``.mels`` the final log-mels
+            [num_waveforms, T, n_mels] (T = ceil(N / hop)), ``.seeds``, ``.region`` as checked.
+        """
+        from tta.audio.io import normalize_waveform
+        from tta.editing import KeepBlend, img2img_timesteps, load_edit_audio
+        from tta.editing.regions import keep_weights, latent_keep, mel_bin_tops
+        from tta.models.vae import vae_downsample_factor
+
+        # 1. Check inputs; read the audio
+        prompts = _check_prompts(prompt)
+        if len(prompts) != 1:
+            raise InputError("edit takes one prompt")
+        negatives = self._check_negative(negative_prompt, 1)
+        total = _check_positive_int(num_waveforms, "num_waveforms")
+        strength = _check_unit(strength, "strength")
+        steps, guidance_scale, scheduler = self._check_sampling(
+            num_inference_steps, guidance_scale, sampler, output_type
+        )
+        wav = normalize_waveform(load_edit_audio(audio, sample_rate, self.sample_rate))
+        if region is not None:
+            region = region.check(wav.size / self.sample_rate, self.sample_rate)
+        device = self.device
+
+        # 2. Input -> log-mel [1, 1, T, n_mels] (padded with silence to the UNet's frames) -> latents [1, C, H, W]
+        layout = self.layout(wav.size / self.sample_rate)
+        frontend = self.mel_frontend().to(device)
+        mel = frontend(torch.from_numpy(wav).to(device))
+        mel = torch.nn.functional.pad(mel, (0, 0, 0, layout.mel_frames - mel.shape[0]), value=math.log(1e-5))
+        x0 = self.encode_mel(mel[None, None]).expand(total, -1, -1, -1)
+
+        # 3. Encode the prompt (and negative prompt) with CLAP
+        cond, uncond = self._encode_prompts(prompts, negatives, total, guidance_scale)
+
+        # 4. Scheduler: the last `strength` of the steps
+        scheduler.set_timesteps(steps, device=device)
+        timesteps = img2img_timesteps(scheduler, steps, strength)
+
+        # 5. Start: the input's latents noised to the first timestep (pure noise at strength 1, as diffusers)
+        noise, seeds = self._prepare_latents(layout.latent_shape, total, generator, seed, None)
+        noise = noise.to(device=device, dtype=torch.float32)
+        if strength >= 1.0:
+            latents = noise * scheduler.init_noise_sigma
+        elif len(timesteps):
+            latents = scheduler.add_noise(x0, noise, timesteps[:1])
+        else:
+            latents = x0
+
+        # 6. Denoising loop with guidance; the kept part of the input put back after each step
+        blend, weights = None, None
+        if region is not None:
+            bin_tops = mel_bin_tops(frontend.mel_basis, self.sample_rate, frontend.n_fft)
+            regen_t, regen_f = region.mel_masks(layout.mel_frames, self.sample_rate / self.hop_length, bin_tops)
+            keep = latent_keep(regen_t, regen_f, vae_downsample_factor(self.vae))
+            blend = KeepBlend(scheduler, timesteps, x0, noise, keep)
+            weights = keep_weights(regen_t, regen_f, round(feather_s * self.sample_rate / self.hop_length), 1)
+        model = guided_denoiser(self.unet, cond, uncond, guidance_scale)
+        latents = denoise(model, scheduler, latents, timesteps, progress=progress, callback=callback, after_step=blend)
+
+        # 7. Decode to log-mel; kept cells from the input's round trip; vocode, trim to the input's length
+        out_mel = self.decode_mel(latents)  # [B, 1, T, n_mels]
+        if weights is not None:
+            weights = weights.to(device=device, dtype=out_mel.dtype)
+            out_mel = weights * self.decode_mel(x0[:1]) + (1.0 - weights) * out_mel
+        num_frames = math.ceil(wav.size / self.hop_length)
+        audio = self.vocode(out_mel, num_frames)[:, : wav.size].float().cpu()
+        out_mel = out_mel[:, 0, :num_frames].float().cpu()
+        return EditOutput(
+            audios=audio.numpy() if output_type == "np" else audio,
+            sample_rate=self.sample_rate,
+            seeds=seeds,
+            mels=out_mel.numpy() if output_type == "np" else out_mel,
+            region=region,
+        )
+
+    def style_transfer(self, audio, prompt: str, strength: float = 0.6, **kwargs: Any) -> EditOutput:
+        """Audio-to-audio: the whole input re-imagined under ``prompt`` (see :meth:`edit`)."""
+        return self.edit(audio, prompt, strength=strength, **kwargs)
+
+    def inpaint(
+        self, audio, prompt: str, ranges: list[tuple[float, float]], strength: float = 1.0, **kwargs: Any
+    ) -> EditOutput:
+        """Regenerate the time ``ranges`` (seconds) under ``prompt``, keep the rest (see :meth:`edit`)."""
+        from tta.editing import EditRegion
+
+        return self.edit(audio, prompt, strength=strength, region=EditRegion(ranges=tuple(ranges)), **kwargs)
+
+    def super_resolve(
+        self,
+        audio,
+        prompt: str = SUPER_RESOLUTION_PROMPT,
+        cutoff_hz: float | None = None,
+        sample_rate: int | None = None,
+        strength: float = 1.0,
+        **kwargs: Any,
+    ) -> EditOutput:
+        """Bandwidth extension: keep the mel bins below ``cutoff_hz`` (default: detected from the input's
+        spectrum, :func:`tta.editing.detect_cutoff_hz`) and generate the ones above (see :meth:`edit`)."""
+        from tta.editing import EditRegion, detect_cutoff_hz, load_edit_audio
+
+        if cutoff_hz is None:
+            wav = load_edit_audio(audio, sample_rate, self.sample_rate)
+            cutoff_hz = detect_cutoff_hz(wav, self.sample_rate)
+            if cutoff_hz >= 0.95 * self.sample_rate / 2:
+                raise InputError(
+                    f"the input already has content up to {cutoff_hz:.0f} Hz: no missing band to fill "
+                    "(give a cut-off frequency to regenerate above it anyway)"
+                )
+            audio, sample_rate = wav, self.sample_rate
+        region = EditRegion(above_hz=cutoff_hz)
+        return self.edit(audio, prompt, sample_rate=sample_rate, strength=strength, region=region, **kwargs)
+
     def decode(self, latents: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """Latents [B, C, H, W] -> waveforms [B, T * hop], float32 (VAE decoder, then the vocoder).
 
         ``num_frames`` keeps only the first T mel frames for the vocoder (default: all ``H * vae_factor``):
         frames that only pad the latents for the UNet are not worth vocoding.
         """
+        return self.vocode(self.decode_mel(latents), num_frames)
+
+    def decode_mel(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents [B, C, H, W] -> log-mel [B, 1, H * vae_factor, W * vae_factor] (the VAE decoder)."""
         z = latents.to(self.vae.dtype) / self.vae.config.scaling_factor
-        mel = self.vae.decode(z).sample  # [B, 1, T, n_mels]
-        mel = mel[:, 0, :num_frames].to(self.vocoder.dtype).contiguous()  # [B, T, n_mels]
-        return self.vocoder(mel).float()  # [B, T * hop]
+        return self.vae.decode(z).sample
+
+    def vocode(self, mel: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        """Log-mel [B, 1, T, n_mels] -> waveforms [B, T' * hop] (float32) of its first ``num_frames`` frames."""
+        mel = mel[:, 0, :num_frames].to(self.vocoder.dtype).contiguous()  # [B, T', n_mels]
+        return self.vocoder(mel).float()  # [B, T' * hop]
+
+    def encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel [B, 1, T, n_mels] -> latents [B, C, T / f, n_mels / f]: the VAE posterior's mode times the
+        scaling factor (deterministic; what the UNet was trained on)."""
+        posterior = self.vae.encode(mel.to(device=self.device, dtype=self.vae.dtype)).latent_dist
+        return posterior.mode().float() * self.vae.config.scaling_factor
+
+    def mel_frontend(self):
+        """The log-mel front-end (:class:`tta.audio.mel.MelSpectrogram`) matching the vocoder: its rate, hop and
+        mel bins, n_fft 1024, 0 Hz to Nyquist (AudioLDM's)."""
+        from tta.audio.mel import MelSpectrogram
+
+        return MelSpectrogram(
+            sample_rate=self.sample_rate,
+            hop_length=self.hop_length,
+            n_mels=int(self.vocoder.config.model_in_dim),
+            f_max=self.sample_rate / 2,
+        )
 
     # ------------------------------------------------------------------ helpers
+
+    def _check_sampling(
+        self, num_inference_steps: Any, guidance_scale: Any, sampler: str | None, output_type: str
+    ) -> tuple[int, float, Any]:
+        """Checked steps and guidance, and a fresh scheduler for ``sampler``."""
+        steps = _check_positive_int(num_inference_steps, "num_inference_steps")
+        try:
+            guidance_scale = float(guidance_scale)
+        except (TypeError, ValueError) as err:
+            raise InputError(f"guidance_scale must be a number, got {guidance_scale!r}") from err
+        if not math.isfinite(guidance_scale):
+            raise InputError(f"guidance_scale must be finite, got {guidance_scale}")
+        if output_type not in ("np", "pt"):
+            raise InputError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        scheduler = make_scheduler(sampler_name(sampler), self.scheduler_config)
+        max_steps = min(MAX_STEPS, int(scheduler.config.num_train_timesteps) // 2)
+        if steps > max_steps:
+            raise InputError(f"num_inference_steps must be at most {max_steps}, got {steps}")
+        return steps, guidance_scale, scheduler
+
+    def _encode_prompts(
+        self, prompts: list[str], negatives: list[str], repeat: int, guidance_scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """CLAP text embeddings of the prompts and (with guidance) negatives, each [len(prompts) * repeat, D]."""
+        do_guidance = guidance_scale > 1.0
+        texts = prompts + (negatives if do_guidance else [])
+        unique = {text: None for text in texts}  # each text alone: its embedding never depends on the batch
+        for text in unique:
+            unique[text] = self.clap.encode_text([text])
+        embeds = torch.cat([unique[text] for text in texts])
+        embeds = embeds.to(device=self.device, dtype=torch.float32)
+        cond = embeds[: len(prompts)].repeat_interleave(repeat, dim=0)
+        uncond = embeds[len(prompts) :].repeat_interleave(repeat, dim=0) if do_guidance else None
+        return cond, uncond
 
     @staticmethod
     def _check_negative(negative_prompt: str | list[str] | None, batch: int) -> list[str]:
