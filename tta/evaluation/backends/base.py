@@ -41,14 +41,16 @@ class EmbeddingBackend(ABC):
     sample_rate: int = 16000
     classifier: str | None = None
     class_names: list[str] | None = None
+    revision: str = "v1"  # bump when a backend's code changes its embeddings
+    weights_hash: str = ""  # content hash of the weights (set by the constructor)
 
     @abstractmethod
     def features(self, wav: np.ndarray) -> ClipFeatures:
         """One mono waveform [N] at ``sample_rate`` -> :class:`ClipFeatures`."""
 
-    @abstractmethod
     def version(self) -> str:
-        """A string that changes whenever the embeddings would: backend, settings and weights' content hash."""
+        """A string that changes whenever the embeddings would: backend, code revision and weights' hash."""
+        return f"{self.name}-{self.revision}-{self.weights_hash}"
 
     def embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
         """Waveforms [N_i] at ``sample_rate`` -> all their frames stacked, [sum T_i, D]."""
@@ -60,6 +62,15 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def module_hash(module) -> str:
+    """Content hash of a torch module's state dict (for a backend built from a model in memory)."""
+    digest = hashlib.sha256()
+    for key, value in sorted(module.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -90,3 +101,11 @@ def load_into(module, state: dict, path: Path, backend: str) -> None:
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0:2]
         raise ModelLoadError(f"{path} is not a {backend} weight file: {' '.join(first)}") from err
+
+
+def load_published(model, weights: str | os.PathLike | None, backend: str, published: str, select=None) -> str:
+    """Load a published weight file (``select``: state dict -> the part to load) into ``model``; returns its hash."""
+    path = weights_file(weights, backend, published)
+    state = load_state_dict(path, backend)
+    load_into(model, select(state) if select is not None else state, path, backend)
+    return file_sha256(path)

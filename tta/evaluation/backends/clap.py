@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from tta.errors import InputError, ModelLoadError
-from tta.evaluation.backends.base import ClipFeatures, EmbeddingBackend, file_sha256
+from tta.evaluation.backends.base import ClipFeatures, EmbeddingBackend, file_sha256, module_hash
 
 ZERO_SHOT_SCALE = 100.0
 
@@ -53,9 +53,9 @@ class ClapBackend(EmbeddingBackend):
         if model is None:
             folder = Path(weights).expanduser() if weights is not None else default_clap_dir()
             model = load_clap(folder, device=device)
-            self._hash = folder_hash(folder)
+            self.weights_hash = folder_hash(folder)
         else:
-            self._hash = "in-memory"
+            self.weights_hash = module_hash(model)
         if not model.has_audio:
             raise InputError("this CLAP has no audio tower (a text-only CLAP cannot embed audio)")
         self.clap = model.eval()
@@ -63,9 +63,6 @@ class ClapBackend(EmbeddingBackend):
         self.class_names = list(CLASSES)
         self._class_prompts = [class_prompt(c) for c in CLASSES]
         self._class_text = None
-
-    def version(self) -> str:
-        return f"{self.name}-v1-{self._hash}"
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> np.ndarray:

@@ -22,14 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tta.evaluation.backends.base import (
-    ClipFeatures,
-    EmbeddingBackend,
-    file_sha256,
-    load_into,
-    load_state_dict,
-    weights_file,
-)
+from tta.evaluation.backends.base import ClipFeatures, EmbeddingBackend, load_published, module_hash
 
 PUBLISHED = "Cnn14_mAP=0.431.pth from PANNs"
 FRONT_END_KEYS = ("spectrogram_extractor.", "logmel_extractor.")
@@ -114,6 +107,16 @@ def audioset_labels(weights: Path | None) -> list[str]:
     return [f"audioset_{i}" for i in range(NUM_AUDIOSET_CLASSES)]
 
 
+def _network_state(checkpoint: dict) -> dict:
+    """The checkpoint's ``model`` state dict without the front-end tensors (recomputed here)."""
+    if not isinstance(checkpoint, dict):
+        return {}  # -> "missing keys": not a CNN14 file
+    state = checkpoint.get("model", checkpoint)
+    if not isinstance(state, dict):
+        return {}
+    return {k: v for k, v in state.items() if not k.startswith(FRONT_END_KEYS)}
+
+
 class PannsBackend(EmbeddingBackend):
     """``--backend panns --backend-weights Cnn14_mAP=0.431.pth``: frames [1, 2048]; 527 AudioSet logits."""
 
@@ -122,24 +125,15 @@ class PannsBackend(EmbeddingBackend):
     classifier = "PANNs CNN14 AudioSet logits (527 classes)"
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = "cpu", model: Cnn14 | None = None):
-        path = None
         if model is None:
-            path = weights_file(weights, self.name, PUBLISHED)
-            state = load_state_dict(path, self.name)
-            state = state.get("model", state) if isinstance(state, dict) else state
-            state = {k: v for k, v in state.items() if not k.startswith(FRONT_END_KEYS)}
             model = Cnn14()
-            load_into(model, state, path, self.name)
-            self._hash = file_sha256(path)
+            self.weights_hash = load_published(model, weights, self.name, PUBLISHED, select=_network_state)
         else:
-            self._hash = "in-memory"
+            self.weights_hash = module_hash(model)
         self.sample_rate = model.sample_rate
-        self.class_names = audioset_labels(path)
+        self.class_names = audioset_labels(Path(weights).expanduser() if weights is not None else None)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-
-    def version(self) -> str:
-        return f"panns-cnn14-v1-{self._hash}"
 
     @torch.no_grad()
     def features(self, wav: np.ndarray) -> ClipFeatures:

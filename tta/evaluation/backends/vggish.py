@@ -20,14 +20,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from tta.evaluation.backends.base import (
-    ClipFeatures,
-    EmbeddingBackend,
-    file_sha256,
-    load_into,
-    load_state_dict,
-    weights_file,
-)
+from tta.evaluation.backends.base import ClipFeatures, EmbeddingBackend, load_published, module_hash
 
 SAMPLE_RATE = 16000
 WINDOW = 400  # 25 ms
@@ -111,17 +104,12 @@ class VGGishBackend(EmbeddingBackend):
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = "cpu", model: VGGish | None = None):
         if model is None:
-            path = weights_file(weights, self.name, PUBLISHED)
             model = VGGish()
-            load_into(model, load_state_dict(path, self.name), path, self.name)
-            self._hash = file_sha256(path)
+            self.weights_hash = load_published(model, weights, self.name, PUBLISHED)
         else:
-            self._hash = "in-memory"
+            self.weights_hash = module_hash(model)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-
-    def version(self) -> str:
-        return f"vggish-v1-{self._hash}"
 
     @torch.no_grad()
     def features(self, wav: np.ndarray) -> ClipFeatures:
