@@ -19,12 +19,15 @@ def register(subparsers) -> None:
         description="Score a folder of generated clips against a folder of reference clips. Offline by default: "
         "the embedding backend is tta's own CLAP. Clips pair up by file name (without suffix).",
     )
-    p.add_argument("--generated", required=True, type=Path, help="folder of generated audio files")
-    p.add_argument("--reference", required=True, type=Path, help="folder of reference (real) audio files")
+    p.add_argument("--generated", required=True, type=Path, metavar="DIR", help="folder of generated audio files")
+    p.add_argument(
+        "--reference", required=True, type=Path, metavar="DIR", help="folder of reference (real) audio files"
+    )
     p.add_argument(
         "--prompts",
         type=Path,
         default=None,
+        metavar="FILE",
         help="JSONL/CSV/TSV with file,prompt[,label] per clip (default: the sidecars tta generate writes)",
     )
     p.add_argument(
@@ -33,15 +36,22 @@ def register(subparsers) -> None:
     p.add_argument(
         "--backend-weights",
         default=None,
+        metavar="PATH",
         help="the backend's weights: a CLAP folder (clap, laion-clap), vggish-10086976.pth, Cnn14_mAP=0.431.pth",
     )
-    p.add_argument("--clap", default=None, help="CLAP folder for the CLAP score with a non-CLAP backend")
+    p.add_argument(
+        "--clap", default=None, metavar="DIR", help="CLAP folder for the CLAP score with a non-CLAP backend"
+    )
     pairing = p.add_mutually_exclusive_group()
     pairing.add_argument(
         "--paired", action="store_true", default=None, help="require a same-named reference for every clip"
     )
-    pairing.add_argument("--unpaired", dest="paired", action="store_false", help="skip KL and paired metrics")
-    p.add_argument("-o", "--out", type=Path, default=Path("eval"), help="report folder (default %(default)s)")
+    pairing.add_argument(
+        "--unpaired", dest="paired", action="store_false", default=None, help="skip KL and paired metrics"
+    )
+    p.add_argument(
+        "-o", "--out", type=Path, default=Path("eval"), metavar="DIR", help="report folder (default %(default)s)"
+    )
     p.add_argument("--plots", action="store_true", help="also write PNG plots (needs matplotlib)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     p.add_argument("--device", default="cpu", help="torch device (default %(default)s)")

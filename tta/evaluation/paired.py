@@ -1,6 +1,7 @@
 """Metrics of a generated clip against its own reference clip (same file name): reconstruction-style scores.
 
-Both waveforms are 16 kHz mono [N]; the longer one is cut to the shorter length first.
+Both waveforms are 16 kHz mono [N]; the longer one is cut to the shorter length first, and pairs shorter than
+one LSD window (2048 samples, 0.128 s) are zero-padded to it.
 
 * ``mel_distance``: mean absolute difference of AudioLDM log-mels (64 bins, natural log; lower is better).
 * ``lsd``: log-spectral distance on power spectrograms (n_fft 2048, hop 512, Hann), in log10 units:
@@ -37,9 +38,10 @@ def _mel(wav: np.ndarray) -> np.ndarray:
 def _pair(generated, reference) -> tuple[np.ndarray, np.ndarray]:
     gen, ref = np.asarray(generated, np.float32).reshape(-1), np.asarray(reference, np.float32).reshape(-1)
     n = min(len(gen), len(ref))
-    if n < LSD_N_FFT:
-        raise InputError(f"paired metrics need clips of at least {LSD_N_FFT} samples, got {n}")
-    return gen[:n], ref[:n]
+    if n == 0:
+        raise InputError("paired metrics of an empty clip")
+    pad = max(0, LSD_N_FFT - n)
+    return np.pad(gen[:n], (0, pad)), np.pad(ref[:n], (0, pad))
 
 
 def mel_distance(generated, reference) -> float:
