@@ -108,23 +108,27 @@ def mel_bin_tops(mel_basis: torch.Tensor, sample_rate: int, n_fft: int) -> np.nd
 
 
 def detect_cutoff_hz(wav: np.ndarray, sample_rate: int, floor_db: float = -70.0, n_fft: int = 1024) -> float:
-    """Estimate where an input's spectrum ends: the highest frequency whose mean power, smoothed over a few
-    bins, is within ``floor_db`` of the strongest frequency. An 8 kHz recording resampled to 16 kHz gives
-    ~4000 Hz; a full-band 16 kHz recording ~8000 Hz.
+    """Estimate where an input's spectrum ends: the highest frequency whose power, smoothed over a few bins, is
+    within ``floor_db`` of the strongest frequency. The power is the median over the active frames (within 30 dB
+    of the loudest one), so silences, clicks and the file's abrupt start and end do not smear the estimate. An
+    8 kHz recording resampled to 16 kHz gives ~4000 Hz; a full-band 16 kHz recording ~8000 Hz.
 
     Args:
         wav: waveform [N] at ``sample_rate``.
     """
-    x = torch.as_tensor(np.asarray(wav, dtype=np.float32)).reshape(-1)
+    x = torch.as_tensor(np.asarray(wav, dtype=np.float32)).reshape(-1).double()
     if x.numel() < n_fft:
         x = torch.nn.functional.pad(x, (0, n_fft - x.numel()))
-    spec = torch.stft(x, n_fft, hop_length=n_fft // 4, window=torch.hann_window(n_fft), return_complex=True)
-    power = spec.abs().pow(2).mean(dim=1).numpy()  # [n_fft // 2 + 1]
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    spec = torch.stft(x, n_fft, hop_length=n_fft // 4, window=window, center=False, return_complex=True)
+    frames = spec.abs().pow(2)  # [n_fft // 2 + 1, frames]
+    energy = frames.sum(dim=0)
+    if energy.max() <= 0:
+        raise InputError("the input is silent: no bandwidth to detect (pass a cut-off frequency)")
+    power = frames[:, energy >= energy.max() * 1e-3].median(dim=1).values.numpy()
     power = np.convolve(power, np.ones(5) / 5, mode="same")
     power[0] = 0.0  # DC says nothing about the bandwidth
-    if power.max() <= 0:
-        raise InputError("the input is silent: no bandwidth to detect (pass a cut-off frequency)")
-    db = 10 * np.log10(np.maximum(power, 1e-30) / power.max())
+    db = 10 * np.log10(np.maximum(power, 1e-300) / power.max())
     return float(np.flatnonzero(db > floor_db).max() * sample_rate / n_fft)
 
 
