@@ -1,0 +1,192 @@
+"""The Gradio page: a thin layout over :mod:`tta.demo.handlers` (which runs :class:`~tta.pipeline.TTAPipeline`).
+
+Tabs for text-to-audio and the three edits, one shared settings row (model, negative prompt, steps, guidance,
+seed) and one shared result area (audio player, spectrogram, settings and the CLI line). Requests go through
+Gradio's queue with a concurrency limit; bad input shows as a readable error in the page.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from tta.demo.handlers import MAX_CANDIDATES, MAX_DEMO_DURATION_S, DemoResult, run_edit, run_generate
+from tta.demo.models import ModelCache, list_models
+from tta.editing.inputs import MAX_UPLOAD_BYTES
+from tta.errors import TTAError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+
+
+def _gradio():
+    try:
+        import gradio as gr
+    except ImportError as err:  # optional dependency
+        raise TTAError("the demo needs Gradio: pip install 'tta[demo]' (or pip install gradio)") from err
+    return gr
+
+
+def _page(handler: Callable[..., DemoResult], cache: ModelCache, default: str | None) -> Callable[..., tuple]:
+    """Wrap a handler for Gradio: first argument the model folder (``default`` when none is chosen); tta errors
+    become ``gr.Error`` messages in the page."""
+    gr = _gradio()
+
+    @functools.wraps(handler)
+    def run(model: str | None, *args: Any) -> tuple:
+        try:
+            result = handler(cache.get(model or default), *args)
+        except TTAError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        return (result.sample_rate, result.audio), result.image, result.settings, result.cli
+
+    return run
+
+
+def build_demo(
+    models: list[str] | None = None,
+    cache: ModelCache | None = None,
+    concurrency_limit: int = 1,
+    max_duration_s: float = MAX_DEMO_DURATION_S,
+):
+    """The ``gr.Blocks`` page (queued, at most ``concurrency_limit`` requests running at once).
+
+    Args:
+        models: model folders for the dropdown (default: :func:`tta.demo.list_models`); the first is selected.
+        cache: where pipelines are loaded and kept (default: a new CPU cache).
+    """
+    from tta.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, MAX_STEPS, SUPER_RESOLUTION_PROMPT
+
+    gr = _gradio()
+    models = list_models() if models is None else list(models)
+    cache = cache or ModelCache()
+    gen = functools.partial(run_generate, max_duration_s=max_duration_s)
+    default = models[0] if models else None
+    with gr.Blocks(title="tta: text to audio") as demo:
+        gr.Markdown("# tta: text-to-audio\nGenerate audio from text, or edit a recording you upload.")
+        if not models:
+            gr.Markdown(
+                "**No model found.** There is no trained default model yet: start the demo with "
+                "`tta demo --model PATH` (a tta or diffusers AudioLDM folder)."
+            )
+        with gr.Row():
+            model = gr.Dropdown(models, value=models[0] if models else None, label="Model folder")
+            negative = gr.Textbox(label="Negative prompt", placeholder="low quality, noise")
+        with gr.Row():
+            steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps")
+            guidance = gr.Slider(0, 10, value=DEFAULT_GUIDANCE, step=0.1, label="Guidance")
+            seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
+        shared = [negative, steps, guidance, seed]
+
+        with gr.Tabs():
+            with gr.Tab("Generate"):
+                prompt = gr.Textbox(label="Prompt", placeholder="a dog barks in the rain", elem_id="prompt")
+                with gr.Row():
+                    duration = gr.Slider(0.5, max_duration_s, value=5.0, step=0.5, label="Duration (s)")
+                    candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates (best by CLAP)")
+                gen_button = gr.Button("Generate", variant="primary", elem_id="generate")
+            with gr.Tab("Style transfer"):
+                style_in = _upload(gr)
+                style_prompt = gr.Textbox(label="Prompt")
+                style_strength = gr.Slider(0, 1, value=0.6, step=0.05, label="Strength (0: keep, 1: replace)")
+                style_button = gr.Button("Transfer", variant="primary")
+            with gr.Tab("Inpainting"):
+                inpaint_in = _upload(gr)
+                inpaint_prompt = gr.Textbox(label="Prompt for the regenerated parts")
+                ranges = gr.Textbox(label="Time ranges to regenerate (s)", placeholder="1.0:2.5, 4:5")
+                inpaint_strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength")
+                inpaint_button = gr.Button("Inpaint", variant="primary")
+            with gr.Tab("Super-resolution"):
+                sr_in = _upload(gr)
+                sr_prompt = gr.Textbox(label="Prompt", value=SUPER_RESOLUTION_PROMPT)
+                cutoff = gr.Number(value=0, label="Cut-off (Hz, 0: detect from the input)")
+                sr_button = gr.Button("Extend bandwidth", variant="primary")
+
+        audio = gr.Audio(
+            label="Result",
+            type="numpy",
+            format="wav",
+            interactive=False,
+            elem_id="result-audio",
+            waveform_options=gr.WaveformOptions(show_recording_waveform=False),  # the browser's own <audio> player
+        )
+        image = gr.Image(label="Log-mel spectrogram", type="numpy", interactive=False, elem_id="spectrogram")
+        with gr.Row():
+            settings = gr.JSON(label="Settings used")
+            cli = gr.Textbox(label="Command line", buttons=["copy"], interactive=False, elem_id="cli")
+        outputs = [audio, image, settings, cli]
+
+        queue = {"concurrency_limit": concurrency_limit}
+        gen_button.click(
+            _page(gen, cache, default),
+            [model, prompt, *shared[:1], duration, *shared[1:], candidates],
+            outputs,
+            api_name="generate",
+            **queue,
+        )
+        style_button.click(
+            _page(_style, cache, default),
+            [model, style_in, style_prompt, *shared, style_strength],
+            outputs,
+            api_name="style",
+            **queue,
+        )
+        inpaint_button.click(
+            _page(_inpaint, cache, default),
+            [model, inpaint_in, inpaint_prompt, *shared, inpaint_strength, ranges],
+            outputs,
+            api_name="inpaint",
+            **queue,
+        )
+        sr_button.click(
+            _page(_superres, cache, default),
+            [model, sr_in, sr_prompt, *shared, cutoff],
+            outputs,
+            api_name="superres",
+            **queue,
+        )
+    demo.queue(default_concurrency_limit=concurrency_limit, max_size=64)
+    return demo
+
+
+def _style(pipe, upload, prompt, negative, steps, guidance, seed, strength) -> DemoResult:
+    return run_edit(pipe, "style", upload, prompt, negative, steps, guidance, seed, strength)
+
+
+def _inpaint(pipe, upload, prompt, negative, steps, guidance, seed, strength, ranges) -> DemoResult:
+    return run_edit(pipe, "inpaint", upload, prompt, negative, steps, guidance, seed, strength, ranges=ranges)
+
+
+def _superres(pipe, upload, prompt, negative, steps, guidance, seed, cutoff_hz) -> DemoResult:
+    return run_edit(pipe, "superres", upload, prompt, negative, steps, guidance, seed, cutoff_hz=cutoff_hz)
+
+
+def _upload(gr):
+    return gr.Audio(label="Audio to edit (up to 60 s)", sources=["upload"], type="filepath", format=None)
+
+
+def launch(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    model: str | None = None,
+    models_dir: str | None = None,
+    device: str = "cpu",
+    concurrency_limit: int = 1,
+    block: bool = True,
+):
+    """Serve the demo (localhost by default); ``model`` is listed first and loaded once, at start."""
+    models = list_models([model] if model else [], root=models_dir)
+    cache = ModelCache(device)
+    if models:
+        cache.get(models[0])  # load now: the first request does not wait, and a broken model fails at start
+    demo = build_demo(models, cache, concurrency_limit)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        max_file_size=MAX_UPLOAD_BYTES,
+        show_error=False,
+        prevent_thread_lock=not block,
+        quiet=True,
+    )
+    return demo
