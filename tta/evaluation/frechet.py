@@ -94,6 +94,12 @@ def frechet_distance_from_stats(mu1, cov1, mu2, cov2) -> float:
     return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * tr_sqrt)
 
 
+def _from_factors(mu1: np.ndarray, b1: np.ndarray, mu2: np.ndarray, b2: np.ndarray) -> float:
+    diff = mu1 - mu2
+    # tr(C) = ||B||_F^2 for C = B B^T
+    return float(diff @ diff + (b1**2).sum() + (b2**2).sum() - 2.0 * trace_sqrt_product(b1, b2))
+
+
 def frechet_distance(x, y) -> float:
     """FAD between two sets of embeddings ``x`` [N, D] and ``y`` [M, D] (N, M >= 2; N < D is fine).
 
@@ -103,10 +109,7 @@ def frechet_distance(x, y) -> float:
     x, y = _as_embeddings(x, "first set"), _as_embeddings(y, "second set")
     if x.shape[1] != y.shape[1]:
         raise InputError(f"embedding sizes differ: {x.shape[1]} vs {y.shape[1]}")
-    bx, by = data_factor(x), data_factor(y)
-    diff = x.mean(axis=0) - y.mean(axis=0)
-    # tr(C) = ||B||_F^2 for C = B B^T
-    return float(diff @ diff + (bx**2).sum() + (by**2).sum() - 2.0 * trace_sqrt_product(bx, by))
+    return _from_factors(x.mean(axis=0), data_factor(x), y.mean(axis=0), data_factor(y))
 
 
 class FadInf(NamedTuple):
@@ -133,7 +136,10 @@ def fad_inf(
         rng: draws the subsets with replacement (``choice``); default ``np.random.default_rng(0)``.
     """
     ev = _as_embeddings(evaluated, "evaluated set")
-    ref = gaussian_stats(reference, "reference set")
+    ref = _as_embeddings(reference, "reference set")
+    if ev.shape[1] != ref.shape[1]:
+        raise InputError(f"embedding sizes differ: {ev.shape[1]} vs {ref.shape[1]}")
+    ref_mu, ref_factor = ref.mean(axis=0), data_factor(ref)  # computed once for all subsets
     if ev.shape[0] < 4:
         raise InputError(f"FAD-inf needs at least 4 evaluated embeddings, got {ev.shape[0]}")
     if steps < 2:
@@ -143,8 +149,8 @@ def fad_inf(
     rng = np.random.default_rng(0) if rng is None else rng
     points = []
     for n in (int(n) for n in np.linspace(min_n, max_n, steps)):
-        sub = gaussian_stats(ev[rng.choice(max_n, size=n, replace=True)])
-        points.append((n, frechet_distance_from_stats(sub.mu, sub.cov, ref.mu, ref.cov)))
+        sub = ev[rng.choice(max_n, size=n, replace=True)]
+        points.append((n, _from_factors(sub.mean(axis=0), data_factor(sub), ref_mu, ref_factor)))
     xs, ys = 1.0 / np.array([p[0] for p in points], dtype=np.float64), np.array([p[1] for p in points])
     slope, intercept = np.polyfit(xs, ys, 1)
     ss_tot = np.sum((ys - ys.mean()) ** 2)
