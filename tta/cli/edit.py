@@ -106,8 +106,8 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "superres" and args.cutoff_hz is not None:
         kwargs = {"cutoff_hz": args.cutoff_hz}
     args.audio = load_edit_audio(args.input, None, SAMPLE_RATE)  # refuses non-audio, too long, too short
-    if "region" in kwargs:
-        kwargs["region"].check(len(args.audio) / SAMPLE_RATE, SAMPLE_RATE)
+    region = kwargs.get("region", EditRegion(above_hz=kwargs.get("cutoff_hz")))
+    region.check(len(args.audio) / SAMPLE_RATE, SAMPLE_RATE)
     return kwargs
 
 
