@@ -84,3 +84,13 @@ def test_unreadable_file_names_it(folders, clap_dir, tmp_path, capsys):
         str(clap_dir),
     )
     assert "clip_1.wav" in err
+
+
+def test_unpaired_skips_kl_and_paired_metrics(folders, clap_dir, tmp_path):
+    gen, ref = folders
+    out = tmp_path / "unpaired"
+    args = ["eval", "--generated", str(gen), "--reference", str(ref), "-o", str(out), "--no-progress", "--unpaired"]
+    assert main([*args, "--backend", "laion-clap", "--backend-weights", str(clap_dir)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["paired"] == 0 and "fad" in report["metrics"]
+    assert not {"kl_softmax", "kl_sigmoid", "lsd", "psnr", "mel_distance"} & set(report["metrics"])
