@@ -26,7 +26,7 @@ METRIC_LABELS: dict[str, tuple[str, str]] = {
     "kl_sigmoid": ("KL, sigmoid (audioldm_eval)", "lower"),
     "inception_score": ("Inception Score", "higher"),
     "inception_score_std": ("Inception Score std over splits", ""),
-    "mel_distance": ("mel distance (mean |Δ log-mel|)", "lower"),
+    "mel_distance": ("mel distance (mean abs. Δ log-mel)", "lower"),
     "lsd": ("log-spectral distance", "lower"),
     "psnr": ("PSNR of log-mels (dB)", "higher"),
 }
