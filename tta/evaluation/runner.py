@@ -117,7 +117,8 @@ def evaluate(
     if len(gen_frames) <= gen_frames.shape[1] or len(ref_frames) <= ref_frames.shape[1]:
         notes.append(
             f"fewer embeddings ({len(gen_frames)} generated, {len(ref_frames)} reference) than dimensions "
-            f"({gen_frames.shape[1]}): covariances are singular and FAD depends on the set sizes; compare runs of equal sizes, or FAD∞"
+            f"({gen_frames.shape[1]}): covariances are singular and FAD depends on the set sizes; "
+            "compare runs of equal sizes, or FAD∞"
         )
 
     # 4. Classifier metrics.
