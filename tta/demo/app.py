@@ -147,6 +147,7 @@ def build_demo(
             **queue,
         )
     demo.queue(default_concurrency_limit=concurrency_limit, max_size=64)
+    demo.model_cache = cache  # one per page: the model loads once per process
     return demo
 
 
