@@ -6,11 +6,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from tests.evaluation.conftest import PROMPTS, write_folder
 from tta.audio.io import load_audio
 from tta.errors import InputError
 from tta.evaluation import evaluate, frechet_distance, inception_score, kl_divergence
+from tta.evaluation.backends import ClipFeatures, EmbeddingBackend
 from tta.evaluation.paired import paired_metrics
 from tta.evaluation.scores import clap_cosines, clap_scores
 
@@ -100,3 +102,31 @@ def test_pairing(folders, tiny_clap_backend, tmp_path):
     assert "lsd" not in report["metrics"] and "fad" in report["metrics"]
     with pytest.raises(InputError, match="--paired: 6 generated clip"):
         _run(gen, other, tiny_clap_backend, paired=True)
+
+
+class MelStats(EmbeddingBackend):
+    """A small non-CLAP backend without a classifier: per 0.5 s, the mean log-mel [64]."""
+
+    name = "mel-stats"
+    weights_hash = "none"
+
+    def __init__(self):
+        from tta.audio.mel import MelSpectrogram
+
+        self.mel = MelSpectrogram()
+
+    def features(self, wav):
+        with torch.no_grad():
+            mel = self.mel(torch.from_numpy(wav)).numpy()  # [T, 64]
+        return ClipFeatures(mel[: len(mel) // 50 * 50].reshape(-1, 50, 64).mean(axis=1), None)
+
+
+def test_non_clap_backend_uses_a_separate_clap_for_the_clap_score(folders, tiny_clap_backend):
+    gen, ref = folders
+    report = _run(gen, ref, MelStats(), clap=tiny_clap_backend)
+    m = report["metrics"]
+    assert report["counts"]["generated_frames"] == 12 and report["settings"]["backend"] == "mel-stats"
+    assert "fad" in m and "inception_score" not in m and "kl_softmax" not in m
+    assert any("no classifier" in note for note in report["notes"])
+    clap_only = _run(gen, ref, tiny_clap_backend)["metrics"]
+    assert m["clap_score"] == pytest.approx(clap_only["clap_score"], rel=1e-6)
