@@ -74,7 +74,7 @@ def build_demo(
             model = gr.Dropdown(models, value=models[0] if models else None, label="Model folder")
             negative = gr.Textbox(label="Negative prompt", placeholder="low quality, noise")
         with gr.Row():
-            steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps")
+            steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="steps")
             guidance = gr.Slider(0, 10, value=DEFAULT_GUIDANCE, step=0.1, label="Guidance")
             seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
         shared = [negative, steps, guidance, seed]
@@ -83,7 +83,9 @@ def build_demo(
             with gr.Tab("Generate"):
                 prompt = gr.Textbox(label="Prompt", placeholder="a dog barks in the rain", elem_id="prompt")
                 with gr.Row():
-                    duration = gr.Slider(0.5, max_duration_s, value=5.0, step=0.5, label="Duration (s)")
+                    duration = gr.Slider(
+                        0.5, max_duration_s, value=5.0, step=0.5, label="Duration (s)", elem_id="duration"
+                    )
                     candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates (best by CLAP)")
                 gen_button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Tab("Style transfer"):
