@@ -119,35 +119,20 @@ def build_demo(
             cli = gr.Textbox(label="Command line", buttons=["copy"], interactive=False, elem_id="cli")
         outputs = [audio, image, settings, cli]
 
-        queue = {"concurrency_limit": concurrency_limit}
-        gen_button.click(
-            _page(gen, cache, default),
-            [model, prompt, *shared[:1], duration, *shared[1:], candidates],
-            outputs,
-            api_name="generate",
-            **queue,
-        )
-        style_button.click(
-            _page(_style, cache, default),
-            [model, style_in, style_prompt, *shared, style_strength],
-            outputs,
-            api_name="style",
-            **queue,
-        )
-        inpaint_button.click(
-            _page(_inpaint, cache, default),
-            [model, inpaint_in, inpaint_prompt, *shared, inpaint_strength, ranges],
-            outputs,
-            api_name="inpaint",
-            **queue,
-        )
-        sr_button.click(
-            _page(_superres, cache, default),
-            [model, sr_in, sr_prompt, *shared, cutoff],
-            outputs,
-            api_name="superres",
-            **queue,
-        )
+        actions = [  # (button, handler, its inputs after the model folder, API name)
+            (gen_button, gen, [prompt, negative, duration, steps, guidance, seed, candidates], "generate"),
+            (style_button, _style, [style_in, style_prompt, *shared, style_strength], "style"),
+            (inpaint_button, _inpaint, [inpaint_in, inpaint_prompt, *shared, inpaint_strength, ranges], "inpaint"),
+            (sr_button, _superres, [sr_in, sr_prompt, *shared, cutoff], "superres"),
+        ]
+        for button, handler, inputs, name in actions:
+            button.click(
+                _page(handler, cache, default),
+                [model, *inputs],
+                outputs,
+                api_name=name,
+                concurrency_limit=concurrency_limit,
+            )
     demo.queue(default_concurrency_limit=concurrency_limit, max_size=64)
     demo.model_cache = cache  # one per page: the model loads once per process
     return demo
