@@ -14,8 +14,8 @@ across processes. Batch ``b`` goes to shard ``b mod N``; with ``--shard K/N`` a 
 under ``accelerate launch`` (or torchrun) each process takes shard ``RANK/WORLD_SIZE`` by itself, with
 ``--device auto`` picking its own GPU. File names and seeds depend only on a prompt's position in the list, so
 the files are the same however the work is split (bit for bit with equal thread counts: ``accelerate launch
---cpu`` sets ``OMP_NUM_THREADS=1``, which alone moves samples by one 16-bit step). ``--skip-existing`` skips batches whose WAVs and sidecars are
-all there already (resuming an interrupted run).
+--cpu`` sets ``OMP_NUM_THREADS=1``, which alone moves samples by one 16-bit step). ``--skip-existing`` skips
+batches whose WAVs and sidecars are all there already (resuming an interrupted run).
 """
 
 from __future__ import annotations
