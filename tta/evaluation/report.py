@@ -26,6 +26,7 @@ METRIC_LABELS: dict[str, tuple[str, str]] = {
     "kl_sigmoid": ("KL, sigmoid (audioldm_eval)", "lower"),
     "inception_score": ("Inception Score", "higher"),
     "inception_score_std": ("Inception Score std over splits", ""),
+    "inception_score_splits": ("Inception Score splits (>= 10 clips each)", ""),
     "mel_distance": ("mel distance (mean abs. Δ log-mel)", "lower"),
     "lsd": ("log-spectral distance", "lower"),
     "psnr": ("PSNR of log-mels (dB)", "higher"),
@@ -56,7 +57,8 @@ def markdown(report: dict) -> str:
     ]
     for name, value in report["metrics"].items():
         label, better = METRIC_LABELS.get(name, (name, ""))
-        lines.append(f"| {label} | {value:.4f} | {better} |")
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"| {label} | {shown} | {better} |")
     lines += [f"\n* {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
 

@@ -124,7 +124,10 @@ def evaluate(
     # 4. Classifier metrics.
     if model.classifier is not None:
         gen_logits = np.stack([gen[k].logits for k in gen_files])
-        metrics["inception_score"], metrics["inception_score_std"] = inception_score(gen_logits)
+        # audioldm_eval's 10 splits, but at least 10 clips per split (a one-clip split always scores 1)
+        splits = max(1, min(10, len(gen_logits) // 10))
+        metrics["inception_score"], metrics["inception_score_std"] = inception_score(gen_logits, splits=splits)
+        metrics["inception_score_splits"] = splits
         if keys:
             ref_logits = np.stack([ref[k].logits for k in keys])
             pair_logits = np.stack([gen[k].logits for k in keys])
