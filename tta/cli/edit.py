@@ -48,6 +48,12 @@ def register(subparsers) -> None:
         help="edit audio: style transfer, inpainting, super-resolution",
         description="Edit an audio file with the model: style transfer, inpainting of time ranges, or "
         "super-resolution (bandwidth extension). Writes a 16 kHz WAV and a JSON sidecar.",
+        epilog="examples:\n"
+        "  tta edit style dog.wav --prompt 'a cat meows' --strength 0.6 -o cat.wav\n"
+        "  tta edit inpaint street.wav --prompt 'a car horn' --range 1.0:2.5 --range 4:5\n"
+        "  tta edit superres phone_call.wav --cutoff-hz 4000\n"
+        "MODE --help lists a mode's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     modes = p.add_subparsers(dest="mode", metavar="MODE", required=True, parser_class=type(p))
 
