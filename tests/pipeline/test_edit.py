@@ -195,3 +195,15 @@ def test_bad_audio_inputs(tiny_pipe, tmp_path):
         tiny_pipe.edit(np.zeros(100, dtype=np.float32), "a dog", sample_rate=SR, **KW)
     with pytest.raises(InputError, match="NaN"):
         tiny_pipe.edit(np.full(SR, np.nan, dtype=np.float32), "a dog", sample_rate=SR, **KW)
+
+
+def test_upload_size_is_checked_before_reading(tmp_path):
+    import soundfile as sf
+
+    from tta.editing import load_edit_audio
+
+    path = tmp_path / "big.wav"
+    sf.write(path, np.zeros(SR, dtype=np.float32), SR)
+    with pytest.raises(InputError, match="MB; audio inputs are limited to 0 MB"):
+        load_edit_audio(path, None, SR, max_bytes=1000)
+    assert load_edit_audio(path, None, SR).shape == (SR,)
