@@ -86,7 +86,14 @@ def test_unreadable_clip_is_reported_and_replaced(built_corpus, tmp_path):
 def test_missing_corpus_and_bad_arguments_are_input_errors(tmp_path, built_corpus):
     with pytest.raises(InputError):
         CorpusDataset(tmp_path)
-    for kwargs in ({"split": "training"}, {"clip_seconds": 0}, {"mix_prob": 1.5}, {"short_clips": "pad"}):
+    bad = (
+        {"split": "training"},
+        {"clip_seconds": 0},
+        {"mix_prob": 1.5},
+        {"short_clips": "pad"},
+        {"mix_snr_db": (5, 0)},
+    )
+    for kwargs in bad:
         with pytest.raises(InputError):
             CorpusDataset(built_corpus, **kwargs)
 
@@ -106,3 +113,13 @@ def test_sequential_examples(built_corpus):
         item = ds[i]
         assert item["audio"].shape == (16000,) and len(item["labels"]) == 2
         assert "then" in item["caption"] or "followed by" in item["caption"]
+
+
+def test_mix_snr_range_sets_levels_and_captions(built_corpus):
+    """Faint-background captions come only from mixtures drawn at >= 10 dB; the range is honoured."""
+    kw = dict(clip_seconds=1.0, mix_prob=1.0, sequence_prob=0.0, augment=False, examples_per_epoch=40)
+    loud = CorpusDataset(built_corpus, mix_snr_db=(0.0, 0.0), **kw)
+    quiet = CorpusDataset(built_corpus, mix_snr_db=(20.0, 20.0), **kw)
+    assert not any("faint" in loud[i]["caption"] for i in range(40))
+    assert any("faint" in quiet[i]["caption"] for i in range(40))
+    assert any(not torch.equal(loud[i]["audio"], quiet[i]["audio"]) for i in range(5))

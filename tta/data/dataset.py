@@ -57,6 +57,8 @@ class CorpusDataset(Dataset):
             ``#clips ** balance_power``: 0 = every class equally often (default), 1 = every clip equally often.
         short_clips: ``"repeat"`` (tile/pad clips shorter than ``clip_seconds``) or ``"skip"`` (drop them,
             counted in :attr:`skipped`).
+        mix_snr_db: (low, high) range of the level of the first source over the second in overlapping
+            mixtures, drawn uniformly in dB.
         cache: keep decoded clips in memory.
 
     Each item is ``{"audio": FloatTensor [clip_seconds * sample_rate] (mean removed, peak 0.5),
@@ -79,12 +81,15 @@ class CorpusDataset(Dataset):
         sequence_prob: float = 0.25,
         balance_power: float = 0.0,
         short_clips: str = "repeat",
+        mix_snr_db: tuple[float, float] = (-5.0, 15.0),
         cache: bool = True,
     ):
         if clip_seconds <= 0:
             raise InputError("clip_seconds must be > 0")
         if not 0.0 <= mix_prob <= 1.0:
             raise InputError("mix_prob must be in [0, 1]")
+        if len(mix_snr_db) != 2 or not mix_snr_db[0] <= mix_snr_db[1]:
+            raise InputError(f"mix_snr_db must be (low, high) with low <= high, got {mix_snr_db!r}")
         if short_clips not in ("repeat", "skip"):
             raise InputError("short_clips must be 'repeat' or 'skip'")
         if split not in SPLITS:
@@ -105,6 +110,7 @@ class CorpusDataset(Dataset):
         self.speech_music_frac = speech_music_frac
         self.balance_power = balance_power
         self.sequence_prob = sequence_prob
+        self.mix_snr_db = (float(mix_snr_db[0]), float(mix_snr_db[1]))
         self.cache = cache
         self.skipped: Counter[str] = Counter()
         self._audio: dict[str, np.ndarray] = {}
@@ -238,7 +244,7 @@ class CorpusDataset(Dataset):
         else:
             k, wav_a = self._source(k, rng)
             k2, wav_b = self._source(k2, rng)
-            snr = float(rng.uniform(-5.0, 15.0))
+            snr = float(rng.uniform(*self.mix_snr_db))
             wav = mix_at_snr(wav_a, wav_b, snr)
         label, label_b = self.records[k]["labels"][0], self.records[k2]["labels"][0]
         if label == label_b or is_held_out(label, label_b, self.held_out_pairs):

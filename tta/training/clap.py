@@ -81,7 +81,8 @@ class ClapTrainer(Trainer):
     Args:
         model: :class:`MiniLMMelClap` constructor kwargs (``configs/model/clap.yaml``).
         corpus: corpus root (``manifest.jsonl``); default ``tta.paths.cache_dir() / "corpus"``.
-        clip_seconds, mix_prob, augment, speech_music_frac: ``CorpusDataset`` settings for the train split.
+        clip_seconds, mix_prob, augment, speech_music_frac, mix_snr_db: ``CorpusDataset`` settings for the
+            train split.
         balance_power: ``CorpusDataset`` class draw: a class weighs (train clips of the class) ** power within
             its group (0: every class equally often, 1: every clip equally often).
         targets: "jaccard", "exact" or "identity" (see :func:`label_targets`).
@@ -113,6 +114,7 @@ class ClapTrainer(Trainer):
         augment: bool = True,
         speech_music_frac: float = 0.15,
         balance_power: float = 0.0,
+        mix_snr_db: tuple[float, float] | list[float] = (-5.0, 15.0),
         targets: str = "jaccard",
         spec_augment: dict | None = None,
         text_noise: float = 0.0,
@@ -131,6 +133,7 @@ class ClapTrainer(Trainer):
         self.augment = augment
         self.speech_music_frac = speech_music_frac
         self.balance_power = balance_power
+        self.mix_snr_db = tuple(mix_snr_db)
         self.targets = targets
         self.spec_augment = spec_augment
         self.text_noise = text_noise
@@ -176,6 +179,7 @@ class ClapTrainer(Trainer):
             held_out_pairs=HELD_OUT_PAIRS,
             speech_music_frac=self.speech_music_frac,
             balance_power=self.balance_power,
+            mix_snr_db=self.mix_snr_db,
         )
         self.class_names = list(data.labels)
         return data
