@@ -34,6 +34,7 @@ DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 2.5
 MAX_STEPS = 500  # more steps gain nothing, and some diffusers schedulers break near num_train_timesteps
 MAX_SEED = 2**63 - 1
+VOCODER_MARGIN_FRAMES = 32  # extra mel frames vocoded past the kept end, then cut (receptive field)
 SUPER_RESOLUTION_PROMPT = "high quality, clear, full bandwidth recording"
 
 
@@ -523,9 +524,14 @@ class TTAPipeline:
         return self.vae.decode(z).sample
 
     def vocode(self, mel: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """Log-mel [B, 1, T, n_mels] -> waveforms [B, T' * hop] (float32) of its first ``num_frames`` frames."""
-        mel = mel[:, 0, :num_frames].to(self.vocoder.dtype).contiguous()  # [B, T', n_mels]
-        return self.vocoder(mel).float()  # [B, T' * hop]
+        """Log-mel [B, 1, T, n_mels] -> waveforms [B, T' * hop] (float32) of its first ``num_frames`` frames.
+
+        A few frames past ``num_frames`` are vocoded too and cut off afterwards, so the kept end sounds as it
+        does when the whole mel is vocoded (the vocoder's receptive field spans several frames).
+        """
+        keep = mel.shape[2] if num_frames is None else min(int(num_frames), mel.shape[2])
+        mel = mel[:, 0, : keep + VOCODER_MARGIN_FRAMES].to(self.vocoder.dtype).contiguous()  # [B, T'', n_mels]
+        return self.vocoder(mel).float()[:, : keep * self.hop_length]  # [B, T' * hop]
 
     def encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """Log-mel [B, 1, T, n_mels] -> latents [B, C, T / f, n_mels / f]: the VAE posterior's mode times the
