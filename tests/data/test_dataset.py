@@ -123,3 +123,11 @@ def test_mix_snr_range_sets_levels_and_captions(built_corpus):
     assert not any("faint" in loud[i]["caption"] for i in range(40))
     assert any("faint" in quiet[i]["caption"] for i in range(40))
     assert any(not torch.equal(loud[i]["audio"], quiet[i]["audio"]) for i in range(5))
+
+
+def test_joined_splits_hold_both_and_are_balanced(built_corpus):
+    train, valid = CorpusDataset(built_corpus, "train"), CorpusDataset(built_corpus, "test")
+    both = CorpusDataset(built_corpus, "train+test")  # the fixture has no valid clips
+    ids = {r["id"] for r in both.records}
+    assert ids == {r["id"] for r in train.records} | {r["id"] for r in valid.records}
+    assert len(ids) == len(train.records) + len(valid.records) and both.balanced and not valid.balanced

@@ -41,7 +41,8 @@ class CorpusDataset(Dataset):
 
     Args:
         root: corpus root (holds ``manifest.jsonl`` and ``audio/``).
-        split: ``"train"``, ``"valid"`` or ``"test"``.
+        split: ``"train"``, ``"valid"`` or ``"test"``, or several joined by ``+`` (``"train+valid"``, for a
+            final fit once the settings are chosen).
         clip_seconds: length of every example.
         sample_rate: output rate (the corpus is stored at 16 kHz).
         mix_prob: probability that an example mixes two classes.
@@ -92,8 +93,9 @@ class CorpusDataset(Dataset):
             raise InputError(f"mix_snr_db must be (low, high) with low <= high, got {mix_snr_db!r}")
         if short_clips not in ("repeat", "skip"):
             raise InputError("short_clips must be 'repeat' or 'skip'")
-        if split not in SPLITS:
-            raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        parts = split.split("+") if isinstance(split, str) else [split]
+        if not all(part in SPLITS for part in parts) or len(set(parts)) != len(parts):
+            raise InputError(f"split must be one of {', '.join(SPLITS)} or several joined by '+', got {split!r}")
         if not (0.0 <= speech_music_frac <= 1.0 and 0.0 <= sequence_prob <= 1.0):
             raise InputError("speech_music_frac and sequence_prob must be in [0, 1]")
         self.root = Path(root)
@@ -116,7 +118,7 @@ class CorpusDataset(Dataset):
         self._audio: dict[str, np.ndarray] = {}
         self._broken: set[int] = set()
 
-        records = [r for r in read_manifest(self.root) if r["split"] == split]
+        records = [r for r in read_manifest(self.root) if r["split"] in parts]
         if short_clips == "skip":
             kept = [r for r in records if r["duration"] >= clip_seconds]
             if len(kept) < len(records):
@@ -133,7 +135,7 @@ class CorpusDataset(Dataset):
             for label in rec["labels"]:
                 self.by_label[label].append(k)
         self.labels = sorted(self.by_label)
-        self.balanced = (split == "train") if balanced is None else balanced
+        self.balanced = ("train" in parts) if balanced is None else balanced
         self._class_weights = self._weights()
         n_default = max(len(records), 50 * len(self.labels))
         self.examples_per_epoch = (examples_per_epoch or n_default) if self.balanced else len(records)

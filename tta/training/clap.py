@@ -81,8 +81,10 @@ class ClapTrainer(Trainer):
     Args:
         model: :class:`MiniLMMelClap` constructor kwargs (``configs/model/clap.yaml``).
         corpus: corpus root (``manifest.jsonl``); default ``tta.paths.cache_dir() / "corpus"``.
+        train_split: the corpus split(s) trained on: ``"train"``, or ``"train+valid"`` for a final fit once the
+            settings were chosen on valid (the test split stays untouched either way).
         clip_seconds, mix_prob, augment, speech_music_frac, mix_snr_db: ``CorpusDataset`` settings for the
-            train split.
+            training data.
         balance_power: ``CorpusDataset`` class draw: a class weighs (train clips of the class) ** power within
             its group (0: every class equally often, 1: every clip equally often).
         targets: "jaccard", "exact" or "identity" (see :func:`label_targets`).
@@ -109,6 +111,7 @@ class ClapTrainer(Trainer):
         self,
         model: dict | None = None,
         corpus: str | os.PathLike | None = None,
+        train_split: str = "train",
         clip_seconds: float = 5.0,
         mix_prob: float = 0.3,
         augment: bool = True,
@@ -128,6 +131,7 @@ class ClapTrainer(Trainer):
         super().__init__(**trainer_kwargs)
         self.model_kwargs = dict(model or {})
         self.corpus = Path(corpus) if corpus else None
+        self.train_split = train_split
         self.clip_seconds = clip_seconds
         self.mix_prob = mix_prob
         self.augment = augment
@@ -170,7 +174,7 @@ class ClapTrainer(Trainer):
         root = self.corpus_root()
         data = CorpusDataset(
             root,
-            "train",
+            self.train_split,
             clip_seconds=self.clip_seconds,
             sample_rate=16000,
             mix_prob=self.mix_prob,
