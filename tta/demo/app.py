@@ -103,6 +103,7 @@ def build_demo(
                 sr_in = _upload(gr)
                 sr_prompt = gr.Textbox(label="Prompt", value=SUPER_RESOLUTION_PROMPT)
                 cutoff = gr.Number(value=0, label="Cut-off (Hz, 0: detect from the input)")
+                sr_strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength (lower keeps more of the input)")
                 sr_button = gr.Button("Extend bandwidth", variant="primary")
 
         audio = gr.Audio(
@@ -123,7 +124,7 @@ def build_demo(
             (gen_button, gen, [prompt, negative, duration, steps, guidance, seed, candidates], "generate"),
             (style_button, _style, [style_in, style_prompt, *shared, style_strength], "style"),
             (inpaint_button, _inpaint, [inpaint_in, inpaint_prompt, *shared, inpaint_strength, ranges], "inpaint"),
-            (sr_button, _superres, [sr_in, sr_prompt, *shared, cutoff], "superres"),
+            (sr_button, _superres, [sr_in, sr_prompt, *shared, cutoff, sr_strength], "superres"),
         ]
         for button, handler, inputs, name in actions:
             button.click(
@@ -146,8 +147,8 @@ def _inpaint(pipe, upload, prompt, negative, steps, guidance, seed, strength, ra
     return run_edit(pipe, "inpaint", upload, prompt, negative, steps, guidance, seed, strength, ranges=ranges)
 
 
-def _superres(pipe, upload, prompt, negative, steps, guidance, seed, cutoff_hz) -> DemoResult:
-    return run_edit(pipe, "superres", upload, prompt, negative, steps, guidance, seed, cutoff_hz=cutoff_hz)
+def _superres(pipe, upload, prompt, negative, steps, guidance, seed, cutoff_hz, strength=1.0) -> DemoResult:
+    return run_edit(pipe, "superres", upload, prompt, negative, steps, guidance, seed, strength, cutoff_hz=cutoff_hz)
 
 
 def _upload(gr):
