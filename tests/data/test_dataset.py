@@ -126,8 +126,8 @@ def test_mix_snr_range_sets_levels_and_captions(built_corpus):
 
 
 def test_joined_splits_hold_both_and_are_balanced(built_corpus):
-    train, valid = CorpusDataset(built_corpus, "train"), CorpusDataset(built_corpus, "test")
+    train, other = CorpusDataset(built_corpus, "train"), CorpusDataset(built_corpus, "test")
     both = CorpusDataset(built_corpus, "train+test")  # the fixture has no valid clips
     ids = {r["id"] for r in both.records}
-    assert ids == {r["id"] for r in train.records} | {r["id"] for r in valid.records}
-    assert len(ids) == len(train.records) + len(valid.records) and both.balanced and not valid.balanced
+    assert ids == {r["id"] for r in train.records} | {r["id"] for r in other.records}
+    assert len(ids) == len(train.records) + len(other.records) and both.balanced and not other.balanced

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -238,3 +239,15 @@ def test_init_from_warm_starts_and_resume_wins(tmp_path):
     ref = first.trainable_state_dict()
     assert all(torch.equal(v, ref[k]) for k, v in warm.trainable_state_dict().items())
     assert not all(torch.equal(v, ref[k]) for k, v in cold.trainable_state_dict().items())
+
+
+def test_training_on_the_eval_split_warns(tmp_path):
+    pytest.importorskip("tta.data.dataset")
+    root = fake_corpus(tmp_path / "corpus")
+    kw = dict(model=TINY_MODEL, corpus=root, run_dir=tmp_path / "run", progress=False)
+    with pytest.warns(UserWarning, match="also trained on"):
+        data = ClapTrainer(train_split="train+test", eval_split="test", **kw).build_train_data()
+    assert {r["split"] for r in data.records} == {"train", "test"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ClapTrainer(train_split="train+test", eval_split="valid", **kw).build_train_data()

@@ -93,7 +93,7 @@ class CorpusDataset(Dataset):
             raise InputError(f"mix_snr_db must be (low, high) with low <= high, got {mix_snr_db!r}")
         if short_clips not in ("repeat", "skip"):
             raise InputError("short_clips must be 'repeat' or 'skip'")
-        parts = split.split("+") if isinstance(split, str) else [split]
+        parts = str(split).split("+")
         if not all(part in SPLITS for part in parts) or len(set(parts)) != len(parts):
             raise InputError(f"split must be one of {', '.join(SPLITS)} or several joined by '+', got {split!r}")
         if not (0.0 <= speech_music_frac <= 1.0 and 0.0 <= sequence_prob <= 1.0):

@@ -147,7 +147,7 @@ def _inpaint(pipe, upload, prompt, negative, steps, guidance, seed, strength, ra
     return run_edit(pipe, "inpaint", upload, prompt, negative, steps, guidance, seed, strength, ranges=ranges)
 
 
-def _superres(pipe, upload, prompt, negative, steps, guidance, seed, cutoff_hz, strength=1.0) -> DemoResult:
+def _superres(pipe, upload, prompt, negative, steps, guidance, seed, cutoff_hz, strength) -> DemoResult:
     return run_edit(pipe, "superres", upload, prompt, negative, steps, guidance, seed, strength, cutoff_hz=cutoff_hz)
 
 

@@ -11,6 +11,7 @@ the log-mels during training.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -172,6 +173,12 @@ class ClapTrainer(Trainer):
         from tta.data.splits import HELD_OUT_PAIRS
 
         root = self.corpus_root()
+        if self.eval_split in self.train_split.split("+"):
+            warnings.warn(
+                f"eval_split {self.eval_split!r} is also trained on (train_split={self.train_split!r}): "
+                "its metrics will not measure generalisation",
+                stacklevel=2,
+            )
         data = CorpusDataset(
             root,
             self.train_split,
