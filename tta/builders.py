@@ -17,6 +17,8 @@ from tta.errors import InputError
 # training stage -> "module:Trainer subclass"; imported on demand.
 TRAINERS: dict[str, str] = {
     "clap": "tta.training.clap:ClapTrainer",
+    "vae": "tta.training.vae:VaeTrainer",
+    "vocoder": "tta.training.vocoder:VocoderTrainer",
 }
 
 

@@ -8,6 +8,9 @@ Both are diffusers-like folders with a ``model_index.json`` whose ``_class_name`
 * diffusers AudioLDM (``"AudioLDMPipeline"``): ``unet/``, ``vae/``, ``vocoder/``, ``text_encoder/`` (CLAP text
   tower), ``tokenizer/``, ``scheduler/``.
 
+:func:`load_vae` and :func:`load_vocoder` read one component (``vae/``, ``vocoder/``) of a folder that may hold
+nothing else (the round trip of ``tta reconstruct`` needs no UNet, CLAP or ``model_index.json``).
+
 Weights are read from safetensors only. Every file is checked before anything loads, so a missing or corrupt
 file is one clear :class:`ModelLoadError`, and nothing touches the network.
 """
@@ -116,6 +119,53 @@ def _load(what: str, fn, *args, **kwargs):
     except Exception as err:  # safetensors / config errors -> one readable line
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelLoadError(f"cannot load {what}: {msg}") from err
+
+
+def _component_dir(folder: str | os.PathLike, component: str) -> Path:
+    """``folder/component`` for a model folder; ``folder`` itself when it is the component folder (has a config)."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ModelLoadError(f"model folder not found: {folder}")
+    if not (folder / component).is_dir() and (folder / "config.json").is_file():
+        return folder
+    return folder / component
+
+
+def _check_component(sub: Path, component: str) -> None:
+    config, weights = _FILES[component]
+    _read_json(sub / config)
+    if not _weights_present(sub, weights):
+        raise ModelLoadError(f"missing weights {sub / weights}")
+
+
+def load_vae(folder: str | os.PathLike):
+    """The VAE (diffusers ``AutoencoderKL``) of a model folder's ``vae/`` (or of a VAE folder), on the CPU, in
+    eval mode. Needs only ``vae/config.json`` and ``vae/diffusion_pytorch_model.safetensors``.
+
+    Raises:
+        ModelLoadError: a file is missing, truncated or corrupt (the message names it).
+    """
+    from diffusers import AutoencoderKL
+
+    sub = _component_dir(folder, "vae")
+    _check_component(sub, "vae")
+    opts = {"use_safetensors": True, "local_files_only": True}
+    return _load(f"{sub / DIFFUSERS_WEIGHTS}", AutoencoderKL.from_pretrained, str(sub), **opts).eval()
+
+
+def load_vocoder(folder: str | os.PathLike):
+    """The HiFi-GAN (transformers ``SpeechT5HifiGan``) of a model folder's ``vocoder/`` (or of a vocoder folder),
+    on the CPU, in eval mode. Needs only ``vocoder/config.json`` and ``vocoder/model.safetensors``.
+
+    Raises:
+        ModelLoadError: a file is missing, truncated or corrupt (the message names it).
+    """
+    from transformers import SpeechT5HifiGan
+
+    sub = _component_dir(folder, "vocoder")
+    _check_component(sub, "vocoder")
+    opts = {"use_safetensors": True, "local_files_only": True}
+    return _load(f"{sub / TRANSFORMERS_WEIGHTS}", SpeechT5HifiGan.from_pretrained, str(sub), **opts).eval()
 
 
 def load_components(folder: str | os.PathLike) -> Components:

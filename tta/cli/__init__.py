@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     "data",  # tta data build ...
     "edit",  # tta edit (style transfer, inpainting, super-resolution)
     "eval",  # tta eval
+    "reconstruct",  # tta reconstruct (VAE + vocoder round trip)
     "train",  # tta train clap|vae|vocoder|ldm
     "demo",  # tta demo (Gradio)
 ]

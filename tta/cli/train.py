@@ -14,6 +14,8 @@ from tta.paths import REPO_ROOT
 # stage -> (default train config, default model config, help)
 STAGES: dict[str, tuple[str, str, str]] = {
     "clap": ("configs/train/clap.yaml", "configs/model/clap.yaml", "tta's own CLAP (MiniLM text + mel encoder)"),
+    "vae": ("configs/train/vae.yaml", "configs/model/vae_small.yaml", "the mel-spectrogram VAE"),
+    "vocoder": ("configs/train/vocoder.yaml", "configs/model/vocoder_small.yaml", "the HiFi-GAN vocoder"),
 }
 
 
@@ -92,4 +94,27 @@ def _eval_clap(args: argparse.Namespace) -> int:
     return 0
 
 
-EVALUATORS = {"clap": _eval_clap}
+def _eval_round_trip(args: argparse.Namespace) -> int:
+    """Round trips of a corpus split through the model's vocoder (and VAE, for ``vae``) vs Griffin-Lim."""
+    from tta.audio.mel import MelSpectrogram
+    from tta.evaluation.clap_zero_shot import load_split
+    from tta.evaluation.reconstruction import evaluate_round_trip
+    from tta.loading import load_vae, load_vocoder
+    from tta.paths import cache_dir, default_model_dir
+
+    folder = args.model or default_model_dir()
+    vocoder = load_vocoder(folder)
+    vae = load_vae(folder) if args.stage == "vae" else None
+    mel = MelSpectrogram(sample_rate=int(vocoder.config.sampling_rate), n_mels=int(vocoder.config.model_in_dim))
+    items = load_split(args.corpus or cache_dir() / "corpus", args.split, max_seconds=10.0)
+    results = evaluate_round_trip([it["audio"].numpy() for it in items], vae, vocoder, mel)
+    text = json.dumps({"split": args.split, "model": str(folder), **results}, indent=2)
+    print(text)
+    if args.json_out:
+        from tta.audio.io import write_atomic
+
+        write_atomic(args.json_out, text + "\n")
+    return 0
+
+
+EVALUATORS = {"clap": _eval_clap, "vae": _eval_round_trip, "vocoder": _eval_round_trip}

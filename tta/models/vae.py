@@ -27,8 +27,17 @@ AUDIOLDM_S_VAE: dict[str, Any] = {
 
 
 def build_vae(**kwargs: Any) -> AutoencoderKL:
-    """Build a VAE from AudioLDM-S defaults overridden by ``kwargs`` (``AutoencoderKL`` arguments)."""
-    return AutoencoderKL(**{**AUDIOLDM_S_VAE, **kwargs})
+    """Build a VAE from AudioLDM-S defaults overridden by ``kwargs`` (``AutoencoderKL`` arguments).
+
+    When only ``block_out_channels`` is given, the block types follow its length (one per level).
+    """
+    config = {**AUDIOLDM_S_VAE, **kwargs}
+    levels = len(config["block_out_channels"])
+    if "down_block_types" not in kwargs:
+        config["down_block_types"] = ["DownEncoderBlock2D"] * levels
+    if "up_block_types" not in kwargs:
+        config["up_block_types"] = ["UpDecoderBlock2D"] * levels
+    return AutoencoderKL(**config)
 
 
 def vae_downsample_factor(vae: AutoencoderKL) -> int:

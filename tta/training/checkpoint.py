@@ -36,8 +36,12 @@ def save_checkpoint(
     meta: dict,
     ema_state: dict[str, torch.Tensor] | None = None,
     keep: int | None = 3,
+    extra_states: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> Path:
-    """Write one checkpoint folder, point ``latest`` at it, and delete all but the newest ``keep`` folders."""
+    """Write one checkpoint folder, point ``latest`` at it, and delete all but the newest ``keep`` folders.
+
+    ``extra_states`` are further weight sets (e.g. ``{"discriminator": ...}``), each as ``<name>.safetensors``.
+    """
     from safetensors.torch import save_file
 
     root = Path(ckpt_root)
@@ -49,6 +53,10 @@ def save_checkpoint(
     save_file({k: v.detach().cpu().contiguous() for k, v in model_state.items()}, str(tmp / MODEL))
     if ema_state is not None:
         save_file({k: v.detach().cpu().contiguous() for k, v in ema_state.items()}, str(tmp / EMA))
+    for name, state in (extra_states or {}).items():
+        if name in ("model", "ema"):
+            raise ValueError(f"extra checkpoint state may not be called {name!r}")
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / f"{name}.safetensors"))
     torch.save(training_state, tmp / STATE)
     (tmp / META).write_text(json.dumps({**meta, "step": step}, indent=2) + "\n")
     if final.exists():
@@ -87,7 +95,9 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_checkpoint(folder: str | os.PathLike) -> dict:
-    """Read a checkpoint folder -> ``{"model", "ema" (or None), "training_state", "meta"}``.
+    """Read a checkpoint folder -> ``{"model", "ema" (or None), "extra", "training_state", "meta"}``.
+
+    ``extra`` maps each further ``<name>.safetensors`` (see :func:`save_checkpoint`) to its weights.
 
     Raises:
         ModelLoadError: a file is missing, truncated or corrupt (the message names it).
@@ -96,6 +106,11 @@ def load_checkpoint(folder: str | os.PathLike) -> dict:
     out = {"model": _load_safetensors(folder / MODEL), "ema": None}
     if (folder / EMA).exists():
         out["ema"] = _load_safetensors(folder / EMA)
+    out["extra"] = {
+        p.name[: -len(".safetensors")]: _load_safetensors(p)
+        for p in sorted(folder.glob("*.safetensors"))
+        if p.name not in (MODEL, EMA)
+    }
     state_file = folder / STATE
     if not state_file.is_file():
         raise ModelLoadError(f"checkpoint file missing: {state_file}")

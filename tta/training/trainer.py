@@ -62,6 +62,7 @@ class Trainer:
         resume: continue from ``<run_dir>/checkpoints/latest`` when it exists.
         progress: show a tqdm bar.
         run_config: the resolved configuration (saved beside each checkpoint and in ``run_dir``).
+        disc_lr: learning rate of the discriminator of an adversarial stage (None: ``lr``).
     """
 
     name = "train"  # stage name: TensorBoard project and log prefix
@@ -90,8 +91,10 @@ class Trainer:
         resume: bool = True,
         progress: bool = True,
         run_config: dict | None = None,
+        disc_lr: float | None = None,
     ):
         self.run_dir = Path(run_dir)
+        self.disc_lr = disc_lr
         self.max_steps = max_steps
         self.batch_size = batch_size
         self.lr = lr
@@ -117,6 +120,8 @@ class Trainer:
         self.epoch = 0
         self.batch_in_epoch = 0
         self.ema: EMA | None = None
+        self.discriminator: nn.Module | None = None
+        self._disc_stepped = False
         self._stop = False
 
     # ------------------------------------------------------------------ hooks a stage implements
@@ -161,6 +166,42 @@ class Trainer:
     def on_train_end(self) -> None:
         """Called once after the loop ends normally (not when interrupted)."""
 
+    def build_discriminator(self) -> nn.Module | None:
+        """An adversarial stage's discriminator (trained through :meth:`discriminator_step`); None: no GAN."""
+        return None
+
+    # ------------------------------------------------------------------ helpers for stages
+    def discriminator_step(self, loss: torch.Tensor) -> None:
+        """One optimizer step of the discriminator on ``loss`` (call it from ``run_step``)."""
+        if self.discriminator is None:
+            raise RuntimeError("discriminator_step() needs build_discriminator() to return a module")
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite discriminator loss {loss.item()} at step {self.step + 1}")
+        self.disc_optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        if self.grad_clip:
+            self.accelerator.clip_grad_norm_(self.discriminator.parameters(), self.grad_clip)
+        self.disc_optimizer.step()
+        self.disc_optimizer.zero_grad(set_to_none=True)
+        self._disc_stepped = True
+
+    def log_media(self, audio: dict | None = None, images: dict | None = None, sample_rate: int = 16000) -> None:
+        """Write audio clips (``{tag: [N] waveform}``) and images (``{tag: [H, W] array}``, drawn with a
+        colour map, low rows at the bottom) to TensorBoard at the current step (main process only)."""
+        if not self.accelerator.is_main_process:
+            return
+        try:
+            writer = self.accelerator.get_tracker("tensorboard", unwrap=True)
+        except Exception:  # no tracker (e.g. evaluate() called outside fit)
+            return
+        if not hasattr(writer, "add_audio"):
+            return
+        for tag, wav in (audio or {}).items():
+            wav = torch.as_tensor(wav, dtype=torch.float32).detach().cpu().flatten().clamp(-1, 1)
+            writer.add_audio(tag, wav, self.step, sample_rate=sample_rate)
+        for tag, img in (images or {}).items():
+            writer.add_image(tag, _colour_map(img), self.step, dataformats="HWC")
+
     # ------------------------------------------------------------------ the loop
     @property
     def checkpoint_dir(self) -> Path:
@@ -190,6 +231,14 @@ class Trainer:
         optimizer = self.build_optimizer(model)
         scheduler = self.build_scheduler(optimizer)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        disc = self.build_discriminator()
+        if disc is not None:
+            params = [p for p in disc.parameters() if p.requires_grad]
+            disc_opt = torch.optim.AdamW(
+                params, lr=self.disc_lr or self.lr, betas=self.betas, weight_decay=self.weight_decay
+            )
+            prepared = self.accelerator.prepare(disc, disc_opt, self.build_scheduler(disc_opt))
+            self.discriminator, self.disc_optimizer, self.disc_scheduler = prepared
         self.ema = EMA(self.unwrapped_model, self.ema_decay) if self.ema_decay else None
         if self.resume:
             self.load_latest()
@@ -291,6 +340,9 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.discriminator is not None and self._disc_stepped:  # its schedule counts its own steps
+            self.disc_scheduler.step()
+            self._disc_stepped = False
         if self.ema is not None:
             self.ema.update(self.unwrapped_model)
         return {k: v.detach() for k, v in out.items()}
@@ -347,6 +399,11 @@ class Trainer:
                 "python": random.getstate(),
             },
         }
+        extra = None
+        if self.discriminator is not None:
+            training_state["disc_optimizer"] = self.disc_optimizer.state_dict()
+            training_state["disc_scheduler"] = self.disc_scheduler.state_dict()
+            extra = {"discriminator": self.accelerator.unwrap_model(self.discriminator).state_dict()}
         meta = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "stage": self.name}
         if self.run_config:
             meta["config"] = self.run_config
@@ -358,6 +415,7 @@ class Trainer:
             meta,
             ema_state=self.ema.state_dict() if self.ema is not None else None,
             keep=self.keep_checkpoints,
+            extra_states=extra,
         )
 
     def load_latest(self) -> bool:
@@ -372,6 +430,15 @@ class Trainer:
         state = ckpt["training_state"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.discriminator is not None:
+            disc_state = ckpt["extra"].get("discriminator")
+            if disc_state is None or "disc_optimizer" not in state:
+                from tta.errors import ModelLoadError
+
+                raise ModelLoadError(f"checkpoint {folder} has no discriminator state (discriminator.safetensors)")
+            self.accelerator.unwrap_model(self.discriminator).load_state_dict(disc_state)
+            self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+            self.disc_scheduler.load_state_dict(state["disc_scheduler"])
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
@@ -396,3 +463,15 @@ class Trainer:
     def _restore_sigterm(previous) -> None:
         if previous is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
+
+
+def _colour_map(img) -> np.ndarray:
+    """[H, W] values -> [H, W, 3] uint8 (viridis-like ramp, min-max scaled), flipped so row 0 is at the bottom."""
+    a = np.asarray(torch.as_tensor(img, dtype=torch.float32).detach().cpu(), dtype=np.float32)
+    a = (a - a.min()) / max(float(a.max() - a.min()), 1e-8)
+    stops = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], np.float32)
+    pos = a * (len(stops) - 1)
+    lo = np.clip(np.floor(pos).astype(int), 0, len(stops) - 2)
+    frac = (pos - lo)[..., None]
+    rgb = stops[lo] * (1 - frac) + stops[lo + 1] * frac
+    return rgb[::-1].astype(np.uint8)
