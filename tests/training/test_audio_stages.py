@@ -302,3 +302,16 @@ def test_eval_only_reports_round_trips_against_griffin_lim(tmp_path, corpus):
     assert main(["train", "vocoder", "--eval-only", *common, "--json", str(tmp_path / "voc.json")]) == 0
     assert "vae+vocoder" not in json.loads((tmp_path / "voc.json").read_text())
     assert main(["train", "vocoder", "--eval-only", "--model", str(tmp_path / "nowhere")]) == 2
+
+
+def test_vae_checkpoint_holds_plain_autoencoder_keys_and_ema_mismatch_is_an_error(tmp_path, corpus):
+    from tta.models.vae import build_vae
+    from tta.training.ema import EMA
+
+    vae_trainer(tmp_path, corpus, max_steps=2).fit()
+    ckpt = load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"))
+    plain = build_vae(**TINY_VAE)
+    plain.load_state_dict(ckpt["model"])  # no wrapper prefix: loads into a bare AutoencoderKL
+    ema = EMA(plain, 0.9)
+    with pytest.raises(ModelLoadError, match="EMA state lacks"):
+        ema.load_state_dict(ckpt["ema"])  # keys of the wrapped model ("vae.") do not fit a bare VAE

@@ -33,8 +33,18 @@ class EMA:
         return {**self.shadow, "__num_updates__": torch.tensor(self.num_updates)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the averages; every tracked tensor must be in ``state`` (a silent partial load would
+        quietly restart the average)."""
         state = dict(state)
         self.num_updates = int(state.pop("__num_updates__", torch.tensor(0)))
+        missing = [k for k in self.shadow if k not in state]
+        if missing:
+            from tta.errors import ModelLoadError
+
+            raise ModelLoadError(
+                f"EMA state lacks {len(missing)} of the model's {len(self.shadow)} tensors (e.g. {missing[0]!r}): "
+                "it was saved for a different model"
+            )
         for k, v in state.items():
             if k in self.shadow:
                 self.shadow[k].copy_(v)

@@ -17,9 +17,24 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from tta.models.discriminators import PatchDiscriminator, hinge_discriminator_loss, hinge_generator_loss
 from tta.training.audio_stage import AudioStageTrainer
+
+
+class VaeRoundTrip(nn.Module):
+    """An ``AutoencoderKL`` behind one ``forward`` (log-mel -> reconstruction, posterior): a wrapped model
+    (DistributedDataParallel under ``accelerate launch``) only synchronises gradients through ``forward``."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor, sample: bool = True):
+        posterior = self.vae.encode(x).latent_dist
+        z = posterior.sample() if sample else posterior.mode()
+        return self.vae.decode(z).sample, posterior
 
 
 class VaeTrainer(AudioStageTrainer):
@@ -66,7 +81,13 @@ class VaeTrainer(AudioStageTrainer):
         if self.mel.n_mels % factor:
             raise InputError(f"{self.mel.n_mels} mel bins are not divisible by the VAE's down-sampling {factor}")
         self.factor = factor
-        return vae
+        return VaeRoundTrip(vae)
+
+    def model_state_dict(self, model) -> dict[str, torch.Tensor]:
+        return model.vae.state_dict()  # checkpoints hold the plain AutoencoderKL's keys
+
+    def load_model_state_dict(self, model, state) -> None:
+        model.vae.load_state_dict(state)
 
     def build_discriminator(self):
         return None if self.disc_kwargs is None else PatchDiscriminator(**self.disc_kwargs)
@@ -78,10 +99,8 @@ class VaeTrainer(AudioStageTrainer):
         return mel[:, None, :t]
 
     def run_step(self, wav: torch.Tensor) -> dict[str, torch.Tensor]:
-        vae = self.model
         x = self.mel_image(self.random_gain(wav))
-        posterior = vae.encode(x).latent_dist
-        rec = vae.decode(posterior.sample()).sample
+        rec, posterior = self.model(x)
         rec_loss = F.l1_loss(rec, x)
         kl = posterior.kl().sum() / x.numel()
         loss = rec_loss + self.kl_weight * kl
@@ -103,7 +122,7 @@ class VaeTrainer(AudioStageTrainer):
 
     def adaptive_weight(self, rec_loss: torch.Tensor, g_loss: torch.Tensor) -> torch.Tensor:
         """``disc_weight`` x |grad rec| / |grad adv| at the decoder's output convolution (clamped)."""
-        last = self.unwrapped_model.decoder.conv_out.weight
+        last = self.unwrapped_model.vae.decoder.conv_out.weight
         g_rec = torch.autograd.grad(rec_loss, last, retain_graph=True)[0]
         g_adv = torch.autograd.grad(g_loss, last, retain_graph=True)[0]
         weight = torch.linalg.norm(g_rec) / (torch.linalg.norm(g_adv) + 1e-4)
@@ -115,13 +134,13 @@ class VaeTrainer(AudioStageTrainer):
         clips = self.evaluation_audio()
         if not clips:
             return {}
-        vae = self.unwrapped_model
+        model = self.unwrapped_model
         errors = []
         for i, wav in enumerate(clips):
             x = self.mel_image(wav.to(self.accelerator.device)[None])
             if x.shape[2] == 0:
                 continue
-            rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
+            rec, _ = model(x, sample=False)
             errors.append(float(F.l1_loss(rec, x)))
             if i < 2:
                 self.log_media(images={f"vae/clip{i}_true": x[0, 0].T, f"vae/clip{i}_rec": rec[0, 0].T})
@@ -146,7 +165,8 @@ class VaeTrainer(AudioStageTrainer):
         return float(1.0 / torch.cat(latents).flatten().std())
 
     def export_model(self, model, folder: Path) -> None:
-        scale = self.latent_scaling_factor(model)
-        model.register_to_config(scaling_factor=scale)
-        model.save_pretrained(str(folder), safe_serialization=True)
+        vae = model.vae
+        scale = self.latent_scaling_factor(vae)
+        vae.register_to_config(scaling_factor=scale)
+        vae.save_pretrained(str(folder), safe_serialization=True)
         print(f"latent scaling factor {scale:.4f} written to {folder / 'config.json'}")
