@@ -138,7 +138,7 @@ class AudioStageTrainer(Trainer):
         folder = Path(folder)
         model = self.unwrapped_model.eval()
         if self.ema is not None:
-            with self.ema.swapped_into(model):
+            with self.ema.swapped_into(self.ema_module()):
                 self.export_model(model, folder)
         else:
             self.export_model(model, folder)

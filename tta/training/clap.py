@@ -279,7 +279,7 @@ class ClapTrainer(Trainer):
         """Write the trained model (EMA weights if kept) as a ``load_clap`` folder."""
         model = self.unwrapped_model.eval()
         if self.ema is not None:
-            with self.ema.swapped_into(model):
+            with self.ema.swapped_into(self.ema_module()):
                 return model.save_pretrained(folder)
         return model.save_pretrained(folder)
 

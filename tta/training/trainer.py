@@ -166,6 +166,10 @@ class Trainer:
     def on_train_end(self) -> None:
         """Called once after the loop ends normally (not when interrupted)."""
 
+    def ema_module(self) -> nn.Module:
+        """The module whose weights the EMA averages (default: the whole unwrapped model)."""
+        return self.unwrapped_model
+
     def build_discriminator(self) -> nn.Module | None:
         """An adversarial stage's discriminator (trained through :meth:`discriminator_step`); None: no GAN."""
         return None
@@ -239,7 +243,7 @@ class Trainer:
             )
             prepared = self.accelerator.prepare(disc, disc_opt, self.build_scheduler(disc_opt))
             self.discriminator, self.disc_optimizer, self.disc_scheduler = prepared
-        self.ema = EMA(self.unwrapped_model, self.ema_decay) if self.ema_decay else None
+        self.ema = EMA(self.ema_module(), self.ema_decay) if self.ema_decay else None
         if self.resume:
             self.load_latest()
         if self.accelerator.is_main_process and self.run_config:
@@ -316,7 +320,7 @@ class Trainer:
         model.eval()
         with torch.no_grad():
             if self.ema is not None:
-                with self.ema.swapped_into(model):
+                with self.ema.swapped_into(self.ema_module()):
                     metrics = self.evaluate()
             else:
                 metrics = self.evaluate()
@@ -344,7 +348,7 @@ class Trainer:
             self.disc_scheduler.step()
             self._disc_stepped = False
         if self.ema is not None:
-            self.ema.update(self.unwrapped_model)
+            self.ema.update(self.ema_module())
         return {k: v.detach() for k, v in out.items()}
 
     def _epoch_batches(self):

@@ -83,8 +83,11 @@ class VaeTrainer(AudioStageTrainer):
         self.factor = factor
         return VaeRoundTrip(vae)
 
+    def ema_module(self):
+        return self.unwrapped_model.vae
+
     def model_state_dict(self, model) -> dict[str, torch.Tensor]:
-        return model.vae.state_dict()  # checkpoints hold the plain AutoencoderKL's keys
+        return model.vae.state_dict()  # checkpoints (model and EMA) hold the plain AutoencoderKL's keys
 
     def load_model_state_dict(self, model, state) -> None:
         model.vae.load_state_dict(state)
