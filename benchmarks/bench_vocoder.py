@@ -1,9 +1,10 @@
-"""HiFi-GAN vocoder vs Griffin-Lim: seconds to turn 10 s of log-mel (1000 frames) into a waveform, side by side.
+"""Vocoders vs Griffin-Lim: seconds to turn 10 s of log-mel (1000 frames) into a waveform, side by side.
 
-Both start from the same AudioLDM log-mel [1000, 64] of a synthetic 10 s clip (a chirp, tones and noise bursts).
-The vocoder is the shipped ``checkpoints/vocoder`` (or ``--vocoder PATH``: a vocoder folder or a model folder);
-when there is none, a random one of the same size (AudioLDM-S), which costs the same. ``--random-small`` times
-the tiny vocoder of ``configs/model/tiny.yaml`` instead. Griffin-Lim is
+All start from the same AudioLDM log-mel [1000, 64] of a synthetic 10 s clip (a chirp, tones and noise bursts).
+Timed: the shipped ``checkpoints/vocoder`` (or ``--vocoder PATH``: a vocoder folder or a model folder) when there
+is one, and random vocoders built from ``--configs`` (default: the ISTFT default, the small HiFi-GAN and
+AudioLDM-S's HiFi-GAN; the cost does not depend on the weights). ``--random-small`` times only the tiny vocoder
+of ``configs/model/tiny.yaml``. Griffin-Lim is
 :func:`tta.evaluation.reconstruction.griffin_lim_from_mel` (mel basis NNLS, then ``--gl-iters`` iterations; numpy,
 its BLAS limited to the same thread count). Each is timed ``--repeats`` times at each ``--threads`` count after one
 warm-up run; the median is printed with the real-time factor (seconds of compute per second of audio).
@@ -44,23 +45,30 @@ def synthetic_mel(frames: int) -> torch.Tensor:
         return MelSpectrogram()(torch.from_numpy(wav.astype(np.float32)))
 
 
-def get_vocoder(path: str | None, random_small: bool):
-    """(vocoder, description)."""
+DEFAULT_CONFIGS = ("vocoder_small", "vocoder_hifigan_small", "vocoder_audioldm_s")
+
+
+def get_vocoders(path: str | None, random_small: bool, configs) -> list[tuple[object, str]]:
+    """[(vocoder, description)]."""
+    from tta.builders import load_config
     from tta.models.vocoder import build_vocoder
 
     torch.manual_seed(0)
     if random_small:
-        from tta.builders import load_config
-
         config = load_config(REPO_ROOT / "configs" / "model" / "tiny.yaml")["vocoder"]
-        return build_vocoder(**config).eval(), "random small vocoder (configs/model/tiny.yaml)"
+        return [(build_vocoder(**config).eval(), "random tiny (configs/model/tiny.yaml)")]
+    out = []
     folder = Path(path).expanduser() if path else default_model_dir() / "vocoder"
-    if not (folder / "config.json").is_file() and not (folder / "vocoder" / "config.json").is_file():
-        print(f"no vocoder at {folder}: timing a random AudioLDM-S-sized vocoder instead (same cost)")
-        return build_vocoder().eval(), "random AudioLDM-S-sized vocoder"
-    from tta.loading import load_vocoder
+    if (folder / "config.json").is_file() or (folder / "vocoder" / "config.json").is_file():
+        from tta.loading import load_vocoder
 
-    return load_vocoder(folder), f"vocoder from {folder}"
+        out.append((load_vocoder(folder), f"trained, {folder}"))
+    else:
+        print(f"no vocoder at {folder}: timing random ones only")
+    for name in configs:
+        config = load_config(REPO_ROOT / "configs" / "model" / f"{name}.yaml")
+        out.append((build_vocoder(**config).eval(), f"random, configs/model/{name}.yaml"))
+    return out
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -81,42 +89,42 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per setting (%(default)s)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (%(default)s)")
     parser.add_argument("--gl-iters", type=int, default=60, help="Griffin-Lim iterations (%(default)s)")
+    parser.add_argument("--configs", nargs="*", default=list(DEFAULT_CONFIGS), help="configs/model/NAME.yaml to time")
     args = parser.parse_args()
 
     from threadpoolctl import threadpool_limits
 
-    vocoder, what = get_vocoder(args.vocoder, args.random_small)
-    params = sum(p.numel() for p in vocoder.parameters()) / 1e6
+    vocoders = get_vocoders(args.vocoder, args.random_small, args.configs)
     mel = synthetic_mel(args.frames)
     mel_module = MelSpectrogram()
     audio_s = args.frames * HOP / SR
-    print(f"{what}: {params:.2f} M parameters; {args.frames} frames = {audio_s:.2f} s of audio")
-
-    def run_vocoder():
-        with torch.inference_mode():
-            vocode(mel[None], vocoder, HOP)
+    print(f"{args.frames} frames = {audio_s:.2f} s of audio; median of {args.repeats} runs after a warm-up")
 
     def run_griffin_lim():
         griffin_lim_from_mel(mel, mel_module, n_iter=args.gl_iters)
 
-    rows = []
+    print()
+    print("| method | parameters | threads | seconds | RTF | vs Griffin-Lim |")
+    print("|---|---:|---:|---:|---:|---:|")
     for threads in args.threads:
         torch.set_num_threads(threads)
         with threadpool_limits(limits=threads):
-            voc_s = median_seconds(run_vocoder, args.repeats)
             gl_s = median_seconds(run_griffin_lim, args.repeats)
-        rows.append((threads, voc_s, gl_s))
+            print(
+                f"| Griffin-Lim, {args.gl_iters} iterations | - | {threads} | {gl_s:.3f} | {gl_s / audio_s:.3f} | 1.00x |"
+            )
+            for vocoder, what in vocoders:
 
-    print()
-    print(
-        f"| threads | vocoder s | vocoder RTF | Griffin-Lim ({args.gl_iters} it) s | Griffin-Lim RTF | GL / vocoder |"
-    )
-    print("|---|---|---|---|---|---|")
-    for threads, voc_s, gl_s in rows:
-        print(
-            f"| {threads} | {voc_s:.3f} | {voc_s / audio_s:.3f} | {gl_s:.3f} | {gl_s / audio_s:.3f} "
-            f"| {gl_s / voc_s:.2f}x |"
-        )
+                def run_vocoder(vocoder=vocoder):
+                    with torch.inference_mode():
+                        vocode(mel[None], vocoder, HOP)
+
+                voc_s = median_seconds(run_vocoder, args.repeats)
+                params = sum(p.numel() for p in vocoder.parameters()) / 1e6
+                print(
+                    f"| {type(vocoder).__name__} ({what}) | {params:.2f} M | {threads} | {voc_s:.3f} "
+                    f"| {voc_s / audio_s:.3f} | {gl_s / voc_s:.2f}x faster |"
+                )
     print("RTF: seconds of compute per second of audio (below 1: faster than real time).")
 
 

@@ -3,7 +3,7 @@
 Both are diffusers-like folders with a ``model_index.json`` whose ``_class_name`` tells them apart:
 
 * tta (``"TTAPipeline"``): ``unet/`` and ``vae/`` (diffusers ``save_pretrained``), ``vocoder/`` (transformers
-  ``SpeechT5HifiGan``), ``clap/`` (any folder :func:`tta.models.clap.load_clap` reads),
+  ``SpeechT5HifiGan`` or tta's ``ISTFTVocoder``, by the ``model_type`` of its config), ``clap/`` (any folder :func:`tta.models.clap.load_clap` reads),
   ``scheduler/scheduler_config.json``.
 * diffusers AudioLDM (``"AudioLDMPipeline"``): ``unet/``, ``vae/``, ``vocoder/``, ``text_encoder/`` (CLAP text
   tower), ``tokenizer/``, ``scheduler/``.
@@ -154,34 +154,36 @@ def load_vae(folder: str | os.PathLike):
 
 
 def load_vocoder(folder: str | os.PathLike):
-    """The HiFi-GAN (transformers ``SpeechT5HifiGan``) of a model folder's ``vocoder/`` (or of a vocoder folder),
-    on the CPU, in eval mode. Needs only ``vocoder/config.json`` and ``vocoder/model.safetensors``.
+    """The vocoder of a model folder's ``vocoder/`` (or of a vocoder folder): transformers ``SpeechT5HifiGan``
+    or tta's ``ISTFTVocoder`` (by ``model_type`` in its config), on the CPU, in eval mode. Needs only
+    ``vocoder/config.json`` and ``vocoder/model.safetensors``.
 
     Raises:
         ModelLoadError: a file is missing, truncated or corrupt (the message names it).
     """
-    from transformers import SpeechT5HifiGan
+    from tta.models.vocoder import vocoder_class
 
     sub = _component_dir(folder, "vocoder")
     _check_component(sub, "vocoder")
+    cls = vocoder_class(_read_json(sub / "config.json"))
     opts = {"use_safetensors": True, "local_files_only": True}
-    return _load(f"{sub / TRANSFORMERS_WEIGHTS}", SpeechT5HifiGan.from_pretrained, str(sub), **opts).eval()
+    return _load(f"{sub / TRANSFORMERS_WEIGHTS}", cls.from_pretrained, str(sub), **opts).eval()
 
 
 def load_components(folder: str | os.PathLike) -> Components:
     """Load a tta or diffusers AudioLDM folder (format from ``model_index.json``) on the CPU, in eval mode."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import SpeechT5HifiGan
-
     from tta.models.clap import load_clap
     from tta.models.clap.hf import HFClapText
+    from tta.models.vocoder import vocoder_class
 
     folder = Path(folder)
     name = check_model_folder(folder)
     opts = {"use_safetensors": True, "local_files_only": True}
     unet = _load(f"{folder / 'unet'}", UNet2DConditionModel.from_pretrained, str(folder / "unet"), **opts)
     vae = _load(f"{folder / 'vae'}", AutoencoderKL.from_pretrained, str(folder / "vae"), **opts)
-    vocoder = _load(f"{folder / 'vocoder'}", SpeechT5HifiGan.from_pretrained, str(folder / "vocoder"), **opts)
+    voc_class = vocoder_class(_read_json(folder / "vocoder" / "config.json"))
+    vocoder = _load(f"{folder / 'vocoder'}", voc_class.from_pretrained, str(folder / "vocoder"), **opts)
     if name == TTA_CLASS_NAME:
         clap = _load(f"{folder / 'clap'}", load_clap, folder / "clap")
     else:

@@ -315,3 +315,23 @@ def test_vae_checkpoint_holds_plain_autoencoder_keys_and_a_mismatched_ema_is_an_
     EMA(plain, 0.9).load_state_dict(ckpt["ema"])  # the EMA too
     with pytest.raises(ModelLoadError, match="EMA state lacks"):
         EMA(torch.nn.Linear(2, 2), 0.9).load_state_dict(ckpt["ema"])  # a state saved for another model
+
+
+def test_istft_vocoder_trains_without_weight_norm_and_exports(tmp_path, corpus):
+    from tta.loading import load_vocoder
+    from tta.models.istft_vocoder import ISTFTVocoder
+
+    model = dict(architecture="istft", channels=16, hidden_channels=32, num_blocks=2)
+    t = VocoderTrainer(
+        model=model, discriminator=TINY_VOCODER_DISC, adv_start_step=1, export_dir=tmp_path / "export",
+        **_common(tmp_path / "run", corpus, max_steps=3),
+    )  # fmt: skip
+    t.fit()
+    assert not any("parametrizations" in k for k in t.unwrapped_model.state_dict())
+    voc = load_vocoder(tmp_path / "export")
+    assert isinstance(voc, ISTFTVocoder)
+    mel = torch.randn(1, 25, 64)
+    with torch.no_grad(), t.ema.swapped_into(t.unwrapped_model):
+        torch.testing.assert_close(voc(mel), t.unwrapped_model(mel), rtol=1e-4, atol=1e-6)
+    with pytest.raises(InputError, match="hop"):
+        VocoderTrainer(model={**model, "hop_length": 128}, **_common(tmp_path / "bad", corpus)).fit()

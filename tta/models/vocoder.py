@@ -1,7 +1,12 @@
-"""The HiFi-GAN vocoder: transformers' ``SpeechT5HifiGan``, log-mel [B, T, 64] -> waveform [B, 160 * T + 32].
+"""Vocoders: log-mel [B, T, 64] -> waveform.
 
-The transposed convolutions (padding (k - u) // 2) overhang by 32 samples at AudioLDM's sizes; callers trim
-the waveform to 160 * T, as AudioLDM does.
+* ``"hifigan"``: transformers' ``SpeechT5HifiGan`` (AudioLDM's vocoder; -> [B, 160 * T + 32]: the transposed
+  convolutions (padding (k - u) // 2) overhang by 32 samples at AudioLDM's sizes; callers trim the waveform
+  to 160 * T, as AudioLDM does).
+* ``"istft"``: :class:`tta.models.istft_vocoder.ISTFTVocoder` (frame-rate ConvNeXt + inverse STFT; -> exactly
+  [B, 160 * T]), the CPU default that ``tta train vocoder`` ships.
+
+A vocoder folder's ``config.json`` names its class through ``model_type`` (:func:`vocoder_class`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,25 @@ AUDIOLDM_S_VOCODER: dict[str, Any] = {
 }
 
 
-def build_vocoder(**kwargs: Any) -> SpeechT5HifiGan:
-    """Build a HiFi-GAN from AudioLDM-S defaults overridden by ``kwargs`` (``SpeechT5HifiGanConfig`` fields)."""
-    return SpeechT5HifiGan(SpeechT5HifiGanConfig(**{**AUDIOLDM_S_VOCODER, **kwargs}))
+ARCHITECTURES = ("hifigan", "istft")
+
+
+def build_vocoder(architecture: str = "hifigan", **kwargs: Any):
+    """Build a vocoder: ``"hifigan"`` from AudioLDM-S defaults overridden by ``kwargs`` (``SpeechT5HifiGanConfig``
+    fields), or ``"istft"`` from ``ISTFTVocoderConfig`` fields."""
+    if architecture == "hifigan":
+        return SpeechT5HifiGan(SpeechT5HifiGanConfig(**{**AUDIOLDM_S_VOCODER, **kwargs}))
+    if architecture == "istft":
+        from tta.models.istft_vocoder import ISTFTVocoder, ISTFTVocoderConfig
+
+        return ISTFTVocoder(ISTFTVocoderConfig(**kwargs))
+    raise ValueError(f"unknown vocoder architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+
+
+def vocoder_class(config: dict[str, Any]) -> type:
+    """The model class of a vocoder folder's ``config.json`` (by ``model_type``; HiFi-GAN when absent)."""
+    if config.get("model_type") == "tta_istft_vocoder":
+        from tta.models.istft_vocoder import ISTFTVocoder
+
+        return ISTFTVocoder
+    return SpeechT5HifiGan

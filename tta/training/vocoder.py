@@ -1,10 +1,12 @@
-"""The vocoder stage: HiFi-GAN (transformers' ``SpeechT5HifiGan``) from log-mels of corpus crops.
+"""The vocoder stage: a HiFi-GAN generator (transformers' ``SpeechT5HifiGan``, ``architecture: hifigan``) or the
+ISTFT vocoder (:mod:`tta.models.istft_vocoder`, ``architecture: istft``, the CPU default), from log-mels of
+corpus crops, trained the HiFi-GAN way.
 
 Losses (Kong et al. 2020, "HiFi-GAN", eq. 6): least-squares adversarial loss over the multi-period and
 multi-scale discriminators, feature matching (weight 2) and L1 between log-mels (weight 45), plus an optional
 multi-resolution STFT loss (Parallel WaveGAN's), which speeds up the first thousands of steps on a CPU
-budget. The adversarial terms start at ``adv_start_step``. During training the generator carries weight
-normalisation on its convolutions (as in HiFi-GAN); it is folded into the weights on export, so the exported
+budget. The adversarial terms start at ``adv_start_step``. During training a HiFi-GAN generator carries weight
+normalisation on its convolutions (as in the paper); it is folded into the weights on export, so the exported
 folder is a plain ``SpeechT5HifiGan``.
 """
 
@@ -48,16 +50,11 @@ def remove_weight_norm(model: nn.Module) -> nn.Module:
 def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The state dict ``model`` would have without weight normalisation (effective weights computed; the
     model itself is left as it is: ``copy.deepcopy`` of parametrised modules is not reliable)."""
-    state = {}
+    state = {k: v.detach().clone() for k, v in model.state_dict().items() if ".parametrizations." not in k}
     for name, module in model.named_modules():
-        prefix = f"{name}." if name else ""
-        for key, value in module.named_parameters(recurse=False):
-            state[prefix + key] = value.detach().clone()
-        for key, value in module.named_buffers(recurse=False):
-            state[prefix + key] = value.detach().clone()
         if isinstance(module, _CONVS) and torch.nn.utils.parametrize.is_parametrized(module, "weight"):
-            state[prefix + "weight"] = module.weight.detach().clone()
-    return {k: v for k, v in state.items() if ".parametrizations." not in f".{k}"}
+            state[f"{name}.weight" if name else "weight"] = module.weight.detach().clone()
+    return state
 
 
 class VocoderTrainer(AudioStageTrainer):
@@ -101,6 +98,11 @@ class VocoderTrainer(AudioStageTrainer):
         from tta.models.vocoder import build_vocoder
 
         vocoder = build_vocoder(**self.model_kwargs)
+        hop = int(torch.tensor(vocoder.config.upsample_rates).prod())
+        if hop != self.hop:
+            from tta.errors import InputError
+
+            raise InputError(f"the vocoder's hop ({hop} samples) differs from the mel front-end's ({self.hop})")
         if vocoder.config.model_in_dim != self.mel.n_mels or vocoder.config.sampling_rate != self.mel.sample_rate:
             from tta.errors import InputError
 
@@ -108,7 +110,9 @@ class VocoderTrainer(AudioStageTrainer):
                 f"vocoder config (model_in_dim {vocoder.config.model_in_dim}, {vocoder.config.sampling_rate} Hz) "
                 f"does not match the mel front-end ({self.mel.n_mels} bins, {self.mel.sample_rate} Hz)"
             )
-        return add_weight_norm(vocoder)
+        # HiFi-GAN trains with weight normalisation on its convolutions (Kong et al. 2020); the ISTFT vocoder
+        # normalises with LayerNorm instead (as Vocos)
+        return add_weight_norm(vocoder) if self.model_kwargs.get("architecture", "hifigan") == "hifigan" else vocoder
 
     def build_discriminator(self):
         return None if self.disc_kwargs is None else HifiGanDiscriminator(**self.disc_kwargs)

@@ -1,0 +1,78 @@
+"""The ISTFT vocoder: framing, lengths, dtypes, saving/loading by model_type, and use inside the pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tta.loading import load_components, load_vocoder
+from tta.models.istft_vocoder import ISTFTVocoder, ISTFTVocoderConfig
+from tta.models.vocoder import build_vocoder, vocoder_class
+
+TINY = dict(channels=16, hidden_channels=32, num_blocks=2)
+
+
+def tiny_vocoder(seed: int = 0) -> ISTFTVocoder:
+    torch.manual_seed(seed)
+    return build_vocoder("istft", **TINY).eval()
+
+
+def test_output_is_exactly_hop_samples_per_frame_and_float32():
+    voc = tiny_vocoder()
+    mel = torch.randn(2, 37, 64)
+    with torch.no_grad():
+        out = voc(mel)
+        assert out.shape == (2, 37 * 160) and out.dtype == torch.float32
+        assert voc(mel[0]).shape == (37 * 160,)
+        torch.testing.assert_close(voc(mel[0]), out[0], rtol=1e-4, atol=1e-6)
+        half = tiny_vocoder().to(torch.bfloat16)  # as `--dtype bfloat16` casts it
+        assert half(mel.to(torch.bfloat16)).dtype == torch.float32
+    assert voc.config.upsample_rates == [160]  # the pipeline's hop: prod(upsample_rates)
+
+
+def test_synthesis_frames_line_up_with_the_mel_frames():
+    """The true STFT of a signal (frame t centred on sample t * hop), given to the head, gives the signal back."""
+    voc = tiny_vocoder()
+    n_fft, hop, frames = 640, 160, 50
+    t = torch.arange(frames * hop) / 16000
+    x = (0.3 * torch.sin(2 * np.pi * 440 * t) + 0.1 * torch.sin(2 * np.pi * 3000 * t))[None]
+    spec = torch.stft(x, n_fft, hop, n_fft, window=torch.hann_window(n_fft), center=True, return_complex=True)
+    spec = spec[..., :frames]  # the mel front-end keeps N // hop frames
+    y = voc.synthesize(spec.abs().clamp_min(1e-9).log(), spec.angle())
+    inner = slice(n_fft, frames * hop - n_fft)
+    torch.testing.assert_close(y[:, inner], x[:, inner], rtol=0, atol=1e-4)
+
+
+def test_saved_folder_loads_back_by_model_type(tmp_path):
+    voc = tiny_vocoder()
+    voc.save_pretrained(tmp_path / "vocoder", safe_serialization=True)
+    config = ISTFTVocoderConfig.from_pretrained(tmp_path / "vocoder").to_dict()
+    assert config["model_type"] == "tta_istft_vocoder" and vocoder_class(config) is ISTFTVocoder
+    loaded = load_vocoder(tmp_path)
+    assert isinstance(loaded, ISTFTVocoder) and not loaded.training
+    mel = torch.randn(1, 20, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(mel), voc(mel))
+
+
+def test_unknown_architecture_is_an_error():
+    with pytest.raises(ValueError, match="unknown vocoder architecture"):
+        build_vocoder("wavenet")
+
+
+def test_pipeline_generates_with_an_istft_vocoder(tmp_path, clap_dir):
+    from tests.conftest import AUDIOLDM_SCHEDULER, build_tiny_unet_vae_vocoder
+    from tta.models.clap import load_clap
+    from tta.pipeline import TTAPipeline
+
+    unet, vae, _ = build_tiny_unet_vae_vocoder()
+    scheduler = {"_class_name": "DDIMScheduler", **AUDIOLDM_SCHEDULER}
+    pipe = TTAPipeline(unet, vae, tiny_vocoder(), load_clap(clap_dir), scheduler)
+    pipe.save_pretrained(tmp_path / "model")
+    assert isinstance(load_components(tmp_path / "model").vocoder, ISTFTVocoder)
+    loaded = TTAPipeline.from_pretrained(tmp_path / "model")
+    out = loaded(
+        "rain on a roof", audio_length_in_s=1.3, num_inference_steps=2, generator=torch.Generator().manual_seed(0)
+    )
+    assert out.audios.shape == (1, int(1.3 * 16000)) and np.isfinite(out.audios).all()
