@@ -173,6 +173,7 @@ def load_vocoder(folder: str | os.PathLike):
 def load_components(folder: str | os.PathLike) -> Components:
     """Load a tta or diffusers AudioLDM folder (format from ``model_index.json``) on the CPU, in eval mode."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
+
     from tta.models.clap import load_clap
     from tta.models.clap.hf import HFClapText
     from tta.models.vocoder import vocoder_class
