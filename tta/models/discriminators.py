@@ -22,6 +22,17 @@ def _ch(width: float, n: int) -> int:
     return max(4, int(round(n * width)))
 
 
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Convolutions with LeakyReLU(0.1), then ``post``: (flattened logits, every layer's output)."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     """Waveform [B, 1, N] folded to [B, 1, N / p, p]; 2-D convolutions along time only."""
 
@@ -42,14 +53,7 @@ class PeriodDiscriminator(nn.Module):
         b, c, n = x.shape
         if n % self.period:
             x = F.pad(x, (0, self.period - n % self.period), mode="reflect")
-        x = x.view(b, c, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.post, x.view(b, c, -1, self.period))
 
 
 class ScaleDiscriminator(nn.Module):
@@ -77,13 +81,7 @@ class ScaleDiscriminator(nn.Module):
         self.post = norm(nn.Conv1d(cin, 1, 3, 1, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.post, x)
 
 
 class HifiGanDiscriminator(nn.Module):

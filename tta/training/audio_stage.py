@@ -3,20 +3,16 @@ held-out clips for evaluation, and export of the (EMA) weights."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 
 from tta.errors import InputError
-from tta.training.trainer import Trainer
+from tta.training.corpus_stage import CorpusTrainer
 
 
-class AudioStageTrainer(Trainer):
+class AudioStageTrainer(CorpusTrainer):
     """Base of the stages that learn on waveforms and log-mels of the corpus (no captions).
 
     Args:
-        corpus: corpus root (``manifest.jsonl``); default ``tta.paths.cache_dir() / "corpus"``.
         train_split: corpus split(s) trained on (``"train"``, or ``"train+valid"``).
         clip_seconds: length of a training crop.
         mix_prob: share of crops that mix two sources (the sounds generated later often overlap).
@@ -26,13 +22,11 @@ class AudioStageTrainer(Trainer):
             peak is kept below 0.99.
         mel: :class:`tta.audio.mel.MelSpectrogram` arguments (default AudioLDM's 16 kHz, 64 bins, hop 160).
         eval_split, eval_items, eval_seconds: the held-out clips ``evaluate()`` reconstructs.
-        export_dir: where ``on_train_end`` also writes the final model (it always writes ``<run_dir>/export``).
-        **trainer_kwargs: :class:`Trainer` arguments.
+        **trainer_kwargs: :class:`CorpusTrainer` (``corpus``, ``export_dir``) and :class:`Trainer` arguments.
     """
 
     def __init__(
         self,
-        corpus: str | os.PathLike | None = None,
         train_split: str = "train",
         clip_seconds: float = 1.0,
         mix_prob: float = 0.3,
@@ -43,7 +37,6 @@ class AudioStageTrainer(Trainer):
         eval_split: str = "valid",
         eval_items: int = 12,
         eval_seconds: float = 4.0,
-        export_dir: str | os.PathLike | None = None,
         **trainer_kwargs,
     ):
         super().__init__(**trainer_kwargs)
@@ -51,7 +44,6 @@ class AudioStageTrainer(Trainer):
 
         if len(gain_db) != 2 or gain_db[0] > gain_db[1]:
             raise InputError(f"gain_db must be (low, high) with low <= high, got {gain_db!r}")
-        self.corpus = Path(corpus) if corpus else None
         self.train_split = train_split
         self.clip_seconds = clip_seconds
         self.mix_prob = mix_prob
@@ -63,19 +55,10 @@ class AudioStageTrainer(Trainer):
         self.eval_split = eval_split
         self.eval_items = eval_items
         self.eval_seconds = eval_seconds
-        self.export_dir = Path(export_dir) if export_dir else None
         self._eval_audio: list[torch.Tensor] | None = None
         frames = int(round(clip_seconds * self.mel.sample_rate)) // self.hop
         if frames < 8:
             raise InputError(f"clip_seconds={clip_seconds} gives {frames} mel frames; need at least 8")
-
-    def corpus_root(self) -> Path:
-        from tta.paths import cache_dir
-
-        root = self.corpus or cache_dir() / "corpus"
-        if not (root / "manifest.jsonl").is_file():
-            raise InputError(f"no corpus at {root} (manifest.jsonl missing); build it with `tta data build`")
-        return root
 
     # -- data --
     def build_train_data(self):
@@ -128,26 +111,3 @@ class AudioStageTrainer(Trainer):
                     chosen.append(wav)
             self._eval_audio = chosen
         return self._eval_audio
-
-    # -- export --
-    def export_model(self, model, folder: Path) -> None:
-        raise NotImplementedError
-
-    def export(self, folder: str | os.PathLike) -> Path:
-        """Write the trained model (EMA weights if kept) with ``save_pretrained``."""
-        folder = Path(folder)
-        model = self.unwrapped_model.eval()
-        if self.ema is not None:
-            with self.ema.swapped_into(self.ema_module()):
-                self.export_model(model, folder)
-        else:
-            self.export_model(model, folder)
-        return folder
-
-    def on_train_end(self) -> None:
-        if not self.accelerator.is_main_process:
-            return
-        self.export(self.run_dir / "export")
-        if self.export_dir is not None:
-            self.export(self.export_dir)
-            print(f"exported the trained {self.name} to {self.export_dir}")

@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tta.errors import InputError
-from tta.training.trainer import Trainer
+from tta.training.corpus_stage import CorpusTrainer
 
 
 def label_targets(labels: list[list[str]], mode: str = "jaccard") -> torch.Tensor:
@@ -76,7 +75,7 @@ def spec_augment(
     return out
 
 
-class ClapTrainer(Trainer):
+class ClapTrainer(CorpusTrainer):
     """CLAP stage hooks on the shared :class:`Trainer`.
 
     Args:
@@ -103,7 +102,8 @@ class ClapTrainer(Trainer):
         eval_split, eval_max_items: what ``evaluate()`` runs on during training.
         export_dir: where ``on_train_end`` also writes the final model (``save_pretrained``); it always
             writes ``<run_dir>/export``.
-        **trainer_kwargs: :class:`Trainer` arguments.
+        **trainer_kwargs: :class:`Trainer` arguments. (``corpus`` and ``export_dir`` are
+            :class:`CorpusTrainer`'s.)
     """
 
     name = "clap"
@@ -111,7 +111,6 @@ class ClapTrainer(Trainer):
     def __init__(
         self,
         model: dict | None = None,
-        corpus: str | os.PathLike | None = None,
         train_split: str = "train",
         clip_seconds: float = 5.0,
         mix_prob: float = 0.3,
@@ -126,12 +125,10 @@ class ClapTrainer(Trainer):
         init_from: str | os.PathLike | None = None,
         eval_split: str = "valid",
         eval_max_items: int | None = 400,
-        export_dir: str | os.PathLike | None = None,
         **trainer_kwargs,
     ):
         super().__init__(**trainer_kwargs)
         self.model_kwargs = dict(model or {})
-        self.corpus = Path(corpus) if corpus else None
         self.train_split = train_split
         self.clip_seconds = clip_seconds
         self.mix_prob = mix_prob
@@ -146,16 +143,7 @@ class ClapTrainer(Trainer):
         self.init_from = Path(init_from) if init_from else None
         self.eval_split = eval_split
         self.eval_max_items = eval_max_items
-        self.export_dir = Path(export_dir) if export_dir else None
         self._eval_items = None
-
-    def corpus_root(self) -> Path:
-        from tta.paths import cache_dir
-
-        root = self.corpus or cache_dir() / "corpus"
-        if not (root / "manifest.jsonl").is_file():
-            raise InputError(f"no corpus at {root} (manifest.jsonl missing); build it with `tta data build`")
-        return root
 
     # -- hooks --
     def build_model(self):
@@ -275,18 +263,6 @@ class ClapTrainer(Trainer):
     def load_model_state_dict(self, model, state) -> None:
         model.load_trainable_state_dict(state, source="training checkpoint")
 
-    def export(self, folder: str | os.PathLike) -> Path:
-        """Write the trained model (EMA weights if kept) as a ``load_clap`` folder."""
-        model = self.unwrapped_model.eval()
-        if self.ema is not None:
-            with self.ema.swapped_into(self.ema_module()):
-                return model.save_pretrained(folder)
-        return model.save_pretrained(folder)
-
-    def on_train_end(self) -> None:
-        if not self.accelerator.is_main_process:
-            return
-        self.export(self.run_dir / "export")
-        if self.export_dir is not None:
-            self.export(self.export_dir)
-            print(f"exported the trained CLAP to {self.export_dir}")
+    def export_model(self, model, folder: Path) -> None:
+        """Write the model as a ``load_clap`` folder."""
+        model.save_pretrained(folder)
