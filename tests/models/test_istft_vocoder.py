@@ -76,3 +76,29 @@ def test_pipeline_generates_with_an_istft_vocoder(tmp_path, clap_dir):
         "rain on a roof", audio_length_in_s=1.3, num_inference_steps=2, generator=torch.Generator().manual_seed(0)
     )
     assert out.audios.shape == (1, int(1.3 * 16000)) and np.isfinite(out.audios).all()
+
+
+def test_integrated_phase_keeps_a_bin_centred_partial_coherent():
+    """With zero deviation, the phase of bin k advances by 2 pi k hop / n_fft per frame: a sinusoid at a bin's
+    centre frequency, with constant frames (what a shift-equivariant network gives), comes out clean."""
+    voc = tiny_vocoder()
+    n_fft, hop, frames, k = 640, 160, 60, 11
+    bins = n_fft // 2 + 1
+    log_mag = torch.full((1, bins, frames), -20.0)
+    log_mag[0, k] = np.log(n_fft / 4)  # a unit sinusoid's Hann-windowed peak is n_fft / 4
+    y = voc.synthesize(log_mag, voc.integrate_phase(torch.zeros(1, bins, frames)))
+    inner = slice(n_fft, frames * hop - n_fft)
+    t = (torch.arange(frames * hop, dtype=torch.float64) / 16000)[inner]
+    omega = 2 * np.pi * k * 16000 / n_fft
+    basis = torch.stack([torch.cos(omega * t), torch.sin(omega * t)], 1)  # fit a * cos + b * sin
+
+    def fit(wav):
+        coef = torch.linalg.lstsq(basis, wav[0, inner].double()[:, None]).solution
+        return float(coef.norm()), float((basis @ coef)[:, 0].sub(wav[0, inner].double()).abs().max())
+
+    amplitude, residual = fit(y)
+    assert amplitude > 0.5 and residual < 1e-3 * amplitude  # one clean sinusoid
+    amplitude, residual = fit(voc.synthesize(log_mag, torch.zeros(1, bins, frames)))  # constant absolute phase
+    assert residual > 0.3 * amplitude  # frames out of phase with each other: not a sinusoid
+    with pytest.raises(ValueError, match="phase_mode"):
+        ISTFTVocoderConfig(phase_mode="random")

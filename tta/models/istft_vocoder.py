@@ -30,6 +30,11 @@ class ISTFTVocoderConfig(PretrainedConfig):
     channels, hidden_channels: ConvNeXt width and its pointwise expansion.
     num_blocks, kernel_size: ConvNeXt blocks and their depthwise kernel (frames).
     max_log_magnitude: the predicted log magnitude is clamped to this (keeps early training finite).
+    phase_mode: ``"integrated"`` (default): the head predicts, per frame and bin, the deviation of the phase
+        advance from the bin's centre frequency (2 pi k hop / n_fft), and the phase is its running sum over
+        frames; a stationary partial then needs a constant output, which a convolutional (shift-equivariant)
+        network can give, where an absolute phase would have to grow with the frame index.
+        ``"absolute"``: the head predicts each frame's phase directly (as Vocos).
     """
 
     model_type = "tta_istft_vocoder"
@@ -45,8 +50,11 @@ class ISTFTVocoderConfig(PretrainedConfig):
         num_blocks: int = 6,
         kernel_size: int = 7,
         max_log_magnitude: float = 6.0,
+        phase_mode: str = "integrated",
         **kwargs,
     ):
+        if phase_mode not in ("integrated", "absolute"):
+            raise ValueError(f"phase_mode must be 'integrated' or 'absolute', got {phase_mode!r}")
         self.model_in_dim = model_in_dim
         self.sampling_rate = sampling_rate
         self.hop_length = hop_length
@@ -56,6 +64,7 @@ class ISTFTVocoderConfig(PretrainedConfig):
         self.num_blocks = num_blocks
         self.kernel_size = kernel_size
         self.max_log_magnitude = max_log_magnitude
+        self.phase_mode = phase_mode
         super().__init__(**kwargs)
 
     @property
@@ -117,8 +126,20 @@ class ISTFTVocoder(PreTrainedModel):
             x = block(x)
         y = self.head(self.norm_out(x.transpose(1, 2))).float().transpose(1, 2)  # [B, n_fft + 2, T]
         bins = self.config.n_fft // 2 + 1
-        wav = self.synthesize(y[:, :bins].clamp(max=self.config.max_log_magnitude), y[:, bins:])
+        phase = y[:, bins:]
+        if self.config.phase_mode == "integrated":
+            phase = self.integrate_phase(phase)
+        wav = self.synthesize(y[:, :bins].clamp(max=self.config.max_log_magnitude), phase)
         return wav if batched else wav[0]
+
+    def integrate_phase(self, deviation: torch.Tensor) -> torch.Tensor:
+        """Phase-advance deviations [B, bins, T] -> phases [B, bins, T]: the running sum over frames of each
+        bin's centre-frequency advance plus the deviation, wrapped to [-pi, pi) (summed in float64)."""
+        bins = deviation.shape[1]
+        k = torch.arange(bins, device=deviation.device, dtype=torch.float64)
+        advance = (2 * torch.pi * self.config.hop_length / self.config.n_fft) * k  # radians per frame
+        step = torch.remainder(advance[None, :, None] + deviation.double() + torch.pi, 2 * torch.pi) - torch.pi
+        return (torch.remainder(torch.cumsum(step, dim=-1) + torch.pi, 2 * torch.pi) - torch.pi).float()
 
     def synthesize(self, log_magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         """STFT frames [B, n_fft / 2 + 1, T] (natural-log magnitude, phase in radians) -> waveform [B, T * hop].
