@@ -335,3 +335,26 @@ def test_istft_vocoder_trains_without_weight_norm_and_exports(tmp_path, corpus):
         torch.testing.assert_close(voc(mel), t.unwrapped_model(mel), rtol=1e-4, atol=1e-6)
     with pytest.raises(InputError, match="hop"):
         VocoderTrainer(model={**model, "hop_length": 128}, **_common(tmp_path / "bad", corpus)).fit()
+
+
+def test_init_from_an_exported_model_warm_starts(tmp_path, corpus):
+    from tta.loading import load_vae, load_vocoder
+
+    vocoder_trainer(tmp_path / "a", corpus, max_steps=2, export_dir=tmp_path / "model" / "vocoder").fit()
+    vae_trainer(tmp_path / "b", corpus, max_steps=2, export_dir=tmp_path / "model" / "vae").fit()
+    mel = torch.randn(1, 20, 64)
+    warm = vocoder_trainer(tmp_path / "c", corpus, init_from=tmp_path / "model").build_model()
+    cold = vocoder_trainer(tmp_path / "d", corpus).build_model()
+    with torch.no_grad():
+        expected = load_vocoder(tmp_path / "model")(mel)
+        torch.testing.assert_close(warm(mel), expected, rtol=1e-4, atol=1e-6)  # weight norm added after loading
+        assert not torch.allclose(cold(mel), expected)
+    warm_vae = vae_trainer(tmp_path / "e", corpus, init_from=tmp_path / "model" / "vae").build_model().vae
+    for k, v in load_vae(tmp_path / "model").state_dict().items():
+        torch.testing.assert_close(warm_vae.state_dict()[k], v, rtol=0, atol=0)
+    with pytest.raises(ModelLoadError, match="nowhere"):
+        vae_trainer(tmp_path / "f", corpus, init_from=tmp_path / "nowhere").build_model()
+    with pytest.raises(InputError, match="does not fit"):
+        VocoderTrainer(
+            model=TINY_VOCODER, init_from=tmp_path / "model", **_common(tmp_path / "g", corpus)
+        ).build_model()

@@ -3,6 +3,8 @@ held-out clips for evaluation, and export of the (EMA) weights."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from tta.errors import InputError
@@ -22,6 +24,9 @@ class AudioStageTrainer(CorpusTrainer):
             peak is kept below 0.99.
         mel: :class:`tta.audio.mel.MelSpectrogram` arguments (default AudioLDM's 16 kHz, 64 bins, hop 160).
         eval_split, eval_items, eval_seconds: the held-out clips ``evaluate()`` reconstructs.
+        init_from: a trained model folder (``vae/`` or ``vocoder/``, or the component folder itself) whose
+            weights initialise the model: fine-tuning, or continuing from shipped weights on a fresh machine
+            (the discriminator starts anew); ignored when the run resumes from its own checkpoint.
         **trainer_kwargs: :class:`CorpusTrainer` (``corpus``, ``export_dir``) and :class:`Trainer` arguments.
     """
 
@@ -37,6 +42,7 @@ class AudioStageTrainer(CorpusTrainer):
         eval_split: str = "valid",
         eval_items: int = 12,
         eval_seconds: float = 4.0,
+        init_from: str | os.PathLike | None = None,
         **trainer_kwargs,
     ):
         super().__init__(**trainer_kwargs)
@@ -56,6 +62,7 @@ class AudioStageTrainer(CorpusTrainer):
         self.eval_items = eval_items
         self.eval_seconds = eval_seconds
         self._eval_audio: list[torch.Tensor] | None = None
+        self.init_from = init_from
         frames = int(round(clip_seconds * self.mel.sample_rate)) // self.hop
         if frames < 8:
             raise InputError(f"clip_seconds={clip_seconds} gives {frames} mel frames; need at least 8")
@@ -111,3 +118,14 @@ class AudioStageTrainer(CorpusTrainer):
                     chosen.append(wav)
             self._eval_audio = chosen
         return self._eval_audio
+
+    def warm_start(self, module: torch.nn.Module, loader) -> None:
+        """Copy the weights of ``loader(init_from)`` into ``module`` (same architecture required)."""
+        if self.init_from is None:
+            return
+        trained = loader(self.init_from)
+        try:
+            module.load_state_dict(trained.state_dict())
+        except RuntimeError as err:
+            raise InputError(f"init_from {self.init_from} does not fit the configured model: {err}") from err
+        print(f"initialised the {self.name} from {self.init_from}")

@@ -81,6 +81,9 @@ class VaeTrainer(AudioStageTrainer):
         if self.mel.n_mels % factor:
             raise InputError(f"{self.mel.n_mels} mel bins are not divisible by the VAE's down-sampling {factor}")
         self.factor = factor
+        from tta.loading import load_vae
+
+        self.warm_start(vae, load_vae)
         return VaeRoundTrip(vae)
 
     def ema_module(self):

@@ -110,6 +110,9 @@ class VocoderTrainer(AudioStageTrainer):
                 f"vocoder config (model_in_dim {vocoder.config.model_in_dim}, {vocoder.config.sampling_rate} Hz) "
                 f"does not match the mel front-end ({self.mel.n_mels} bins, {self.mel.sample_rate} Hz)"
             )
+        from tta.loading import load_vocoder
+
+        self.warm_start(vocoder, load_vocoder)  # plain weights, before weight normalisation is added
         # HiFi-GAN trains with weight normalisation on its convolutions (Kong et al. 2020); the ISTFT vocoder
         # normalises with LayerNorm instead (as Vocos)
         return add_weight_norm(vocoder) if self.model_kwargs.get("architecture", "hifigan") == "hifigan" else vocoder
