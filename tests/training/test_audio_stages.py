@@ -302,6 +302,8 @@ def test_eval_only_reports_round_trips_against_griffin_lim(tmp_path, corpus):
     assert main(["train", "vocoder", "--eval-only", *common, "--json", str(tmp_path / "voc.json")]) == 0
     assert "vae+vocoder" not in json.loads((tmp_path / "voc.json").read_text())
     assert main(["train", "vocoder", "--eval-only", "--model", str(tmp_path / "nowhere")]) == 2
+    no_corpus = ["--model", str(tmp_path / "model"), "--corpus", str(tmp_path / "nowhere")]
+    assert main(["train", "vocoder", "--eval-only", *no_corpus]) == 2
 
 
 def test_vae_checkpoint_holds_plain_autoencoder_keys_and_a_mismatched_ema_is_an_error(tmp_path, corpus):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from tta.errors import InputError
 from tta.paths import REPO_ROOT
 
 # stage -> (default train config, default model config, help)
@@ -106,7 +108,12 @@ def _eval_round_trip(args: argparse.Namespace) -> int:
     vocoder = load_vocoder(folder)
     vae = load_vae(folder) if args.stage == "vae" else None
     mel = MelSpectrogram(sample_rate=int(vocoder.config.sampling_rate), n_mels=int(vocoder.config.model_in_dim))
-    items = load_split(args.corpus or cache_dir() / "corpus", args.split, max_seconds=10.0)
+    corpus = Path(args.corpus) if args.corpus else cache_dir() / "corpus"
+    if not (corpus / "manifest.jsonl").is_file():
+        raise InputError(f"no corpus at {corpus} (manifest.jsonl missing); build it with `tta data build`")
+    items = load_split(corpus, args.split, max_seconds=10.0)
+    if not items:
+        raise InputError(f"the corpus at {corpus} has no clip in split {args.split!r}")
     results = evaluate_round_trip([it["audio"].numpy() for it in items], vae, vocoder, mel)
     text = json.dumps({"split": args.split, "model": str(folder), **results}, indent=2)
     print(text)

@@ -1,5 +1,5 @@
 """What the VAE and vocoder stages share: corpus crops as waveforms, random gain, the log-mel front-end,
-held-out clips for evaluation, and export of the (EMA) weights."""
+held-out clips for evaluation, and warm starts from an exported model."""
 
 from __future__ import annotations
 
