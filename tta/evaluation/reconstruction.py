@@ -2,8 +2,8 @@
 
 The paths, each from a clip's true AudioLDM log-mel [T, 64] (T = N // 160 frames, 100 frames/s):
 
-* ``vocoder``: log-mel -> HiFi-GAN -> waveform: the vocoder's ceiling;
-* ``vae+vocoder``: log-mel -> VAE encoder (posterior mode) -> VAE decoder -> HiFi-GAN: the whole model's ceiling
+* ``vocoder``: log-mel -> vocoder (ISTFT or HiFi-GAN) -> waveform: the vocoder's ceiling;
+* ``vae+vocoder``: log-mel -> VAE encoder (posterior mode) -> VAE decoder -> vocoder: the whole model's ceiling
   (a generation cannot sound better than its decoder);
 * ``griffin_lim``: the baseline without a model: mel basis inverted by NNLS, phase by Griffin-Lim.
 
@@ -191,7 +191,8 @@ def reconstruct(wav, vae, vocoder, mel_module: MelSpectrogram, normalize: bool =
     Args:
         wav: mono waveform [N] at ``mel_module.sample_rate`` (needs more than n_fft / 2 samples).
         vae: a diffusers ``AutoencoderKL``, or None for the vocoder alone.
-        vocoder: a transformers ``SpeechT5HifiGan`` matching the front-end (n_mels, hop).
+        vocoder: a vocoder (``ISTFTVocoder`` or ``SpeechT5HifiGan``, see :func:`tta.loading.load_vocoder`)
+            matching the front-end (n_mels, hop).
         mel_module: AudioLDM's front-end (:class:`tta.audio.mel.MelSpectrogram`).
         normalize: feed the models the input with its mean removed and its peak at 0.5 (AudioLDM's
             pre-processing), and scale the result back to the input's level.
