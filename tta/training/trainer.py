@@ -8,7 +8,15 @@ A stage subclasses :class:`Trainer` and fills in hooks, as audiocraft's ``Standa
 * ``evaluate()`` -> ``{"metric": float, ...}``              (optional; run every ``eval_every`` steps)
 * ``collate(items)``, ``build_optimizer(model)``, ``build_scheduler(optimizer)``,
   ``model_state_dict(model)`` / ``load_model_state_dict(model, state)`` (what a checkpoint holds),
-  ``on_train_end()`` (e.g. export the model)                 (optional)
+  ``on_train_end()`` (e.g. export the model), ``ema_module()`` (what the EMA averages)  (optional)
+* ``build_discriminator()`` -> ``nn.Module`` or None        (optional; adversarial stages, see below)
+
+An adversarial stage (the vocoder's HiFi-GAN discriminators, the VAE's PatchGAN) returns a discriminator from
+``build_discriminator()``. The base class gives it its own AdamW optimizer (``disc_lr``, default ``lr``) and the
+same LR schedule (counted in its own updates), checkpoints both (``discriminator.safetensors`` beside
+``model.safetensors``) and resumes them; the stage's ``run_step`` updates it by calling
+:meth:`Trainer.discriminator_step` with the discriminator loss (computed on detached generator outputs) before
+returning the generator's loss. :meth:`Trainer.log_media` writes audio and images to TensorBoard.
 
 The base class owns everything else: devices and mixed precision (accelerate), seeding, the epoch loop with
 a deterministic per-epoch shuffle, gradient clipping, EMA, TensorBoard logging, a tqdm progress bar,
