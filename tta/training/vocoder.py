@@ -39,14 +39,6 @@ def add_weight_norm(model: nn.Module) -> nn.Module:
     return model
 
 
-def remove_weight_norm(model: nn.Module) -> nn.Module:
-    """Fold weight normalisation into plain weights, in place."""
-    for module in model.modules():
-        if isinstance(module, _CONVS) and torch.nn.utils.parametrize.is_parametrized(module, "weight"):
-            torch.nn.utils.parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-    return model
-
-
 def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The state dict ``model`` would have without weight normalisation (effective weights computed; the
     model itself is left as it is: ``copy.deepcopy`` of parametrised modules is not reliable)."""
@@ -160,8 +152,10 @@ class VocoderTrainer(AudioStageTrainer):
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Vocode the true log-mels of held-out clips: log-mel L1 and multi-resolution STFT distance at
-        resolutions the model does not use (n_fft 256, 512, 2048); logs two clips and their mels."""
+        """Vocode the true log-mels of held-out clips and score them with the test metrics
+        (:mod:`tta.evaluation.reconstruction`: log-mel L1, MR-STFT at n_fft 256, 512, 2048); logs two clips."""
+        from tta.evaluation.reconstruction import log_mel_l1, mrstft_distance
+
         clips = self.evaluation_audio()
         if not clips:
             return {}
@@ -171,8 +165,8 @@ class VocoderTrainer(AudioStageTrainer):
             wav = wav.to(self.accelerator.device)[None]
             mel = self.log_mel(wav)
             fake = self.generate(model, mel, wav.shape[-1])
-            mel_l1.append(float(F.l1_loss(self.log_mel(fake), mel)))
-            stft.append(float(multi_resolution_stft_loss(fake, wav, EVAL_RESOLUTIONS)))
+            mel_l1.append(log_mel_l1(wav[0].cpu(), fake[0].cpu(), self.mel.cpu()))
+            stft.append(mrstft_distance(wav[0].cpu(), fake[0].cpu())[0])
             if i < 2:
                 self.log_media(
                     audio={f"vocoder/clip{i}": fake[0], f"vocoder/clip{i}_true": wav[0]},
@@ -186,7 +180,3 @@ class VocoderTrainer(AudioStageTrainer):
         plain = build_vocoder(**self.model_kwargs).eval()
         plain.load_state_dict(plain_state_dict(model))
         plain.save_pretrained(str(folder), safe_serialization=True)
-
-
-# Resolutions for evaluation, none of them the model's own (n_fft 1024, hop 160) or the training loss's.
-EVAL_RESOLUTIONS = ((256, 64, 256), (512, 128, 512), (2048, 512, 2048))
