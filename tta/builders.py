@@ -19,6 +19,7 @@ TRAINERS: dict[str, str] = {
     "clap": "tta.training.clap:ClapTrainer",
     "vae": "tta.training.vae:VaeTrainer",
     "vocoder": "tta.training.vocoder:VocoderTrainer",
+    "ldm": "tta.training.ldm:LdmTrainer",
 }
 
 

@@ -197,11 +197,19 @@ def load_components(folder: str | os.PathLike) -> Components:
     return Components(unet, vae, vocoder, clap, scheduler_config, name)
 
 
+# what a model folder's components are: replaced, not carried over, when a model is saved over another
+REPLACED_ENTRIES = frozenset(
+    {"unet", "vae", "vocoder", "clap", "scheduler", "text_encoder", "tokenizer", "feature_extractor", INDEX_NAME}
+)
+
+
 def save_components(
     folder: str | os.PathLike, unet, vae, vocoder, clap, scheduler_config: dict[str, Any], clap_backend: str
 ) -> Path:
     """Write a tta model folder. It is built in a temporary sibling folder and renamed into place at the end,
-    so an interrupted save never leaves a half-written model at ``folder``."""
+    so an interrupted save never leaves a half-written model at ``folder``. Files and folders already in
+    ``folder`` that are not model components (a README, generated samples) are carried over; the components
+    of a diffusers layout (``text_encoder/``, ``tokenizer/``) are replaced along with the rest."""
     from tta import __version__
 
     folder = Path(folder)
@@ -224,6 +232,14 @@ def save_components(
             "scheduler": ["diffusers", scheduler_config.get("_class_name", "DDIMScheduler")],
         }
         (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+        if folder.is_dir():  # keep what else the folder holds (a model card, samples): copied, never moved
+            for entry in folder.iterdir():
+                if entry.name.startswith(".") or (tmp / entry.name).exists() or entry.name in REPLACED_ENTRIES:
+                    continue
+                if entry.is_dir():
+                    shutil.copytree(entry, tmp / entry.name, symlinks=True)
+                else:
+                    shutil.copy2(entry, tmp / entry.name)
         old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")

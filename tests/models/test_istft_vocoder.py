@@ -102,3 +102,38 @@ def test_integrated_phase_keeps_a_bin_centred_partial_coherent():
     assert residual > 0.3 * amplitude  # frames out of phase with each other: not a sinusoid
     with pytest.raises(ValueError, match="phase_mode"):
         ISTFTVocoderConfig(phase_mode="random")
+
+
+@pytest.mark.parametrize("n_fft", [1024, 640])
+def test_mel_pinv_prior_gives_an_untrained_model_the_spectral_envelope(n_fft):
+    """With ``magnitude_prior="mel_pinv"`` an untrained vocoder already reproduces the mel it is given (the
+    head starts at zero: magnitude = pseudo-inverse of the mel, phase = centre-frequency advance); without
+    the prior it does not. The prior survives save/load."""
+    from tta.audio.mel import MelSpectrogram
+
+    torch.manual_seed(0)
+    t = torch.arange(16000) / 16000
+    noise = torch.randn(16000) * torch.linspace(0.0, 0.05, 16000)  # rising noise + a gliding tone
+    x = (0.2 * torch.sin(2 * np.pi * (300 + 400 * t) * t) + noise)[None]
+    mel = MelSpectrogram()(x)
+    prior = build_vocoder("istft", n_fft=n_fft, magnitude_prior="mel_pinv", initial_phase="scrambled", **TINY).eval()
+    plain = build_vocoder("istft", n_fft=n_fft, **TINY).eval()
+    with torch.no_grad():
+        err_prior = (MelSpectrogram()(prior(mel)) - mel)[:, 10:-10].abs().mean().item()
+        err_plain = (MelSpectrogram()(plain(mel)) - mel)[:, 10:-10].abs().mean().item()
+    assert err_prior < 0.45 and err_plain > 2 * err_prior, (err_prior, err_plain)
+    with pytest.raises(ValueError, match="magnitude_prior"):
+        ISTFTVocoderConfig(magnitude_prior="nnls")
+    with pytest.raises(ValueError, match="initial_phase"):
+        ISTFTVocoderConfig(initial_phase="random")
+
+
+def test_mel_pinv_prior_survives_save_and_load(tmp_path):
+    voc = build_vocoder("istft", magnitude_prior="mel_pinv", initial_phase="scrambled", **TINY).eval()
+    torch.nn.init.normal_(voc.head.weight, std=0.01)  # as after training
+    voc.save_pretrained(tmp_path / "vocoder", safe_serialization=True)
+    loaded = load_vocoder(tmp_path)
+    assert loaded.config.magnitude_prior == "mel_pinv" and loaded.config.initial_phase == "scrambled"
+    mel = torch.randn(1, 20, 64) - 4
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(mel), voc(mel))

@@ -133,6 +133,23 @@ def test_save_and_load_round_trip(tiny_pipe, tmp_path):
     assert np.array_equal(a, b)
 
 
+def test_saving_over_a_model_folder_keeps_its_other_files(tiny_pipe, tmp_path):
+    """A model card or samples next to the components survive a save over the folder; stale components do not."""
+    folder = tmp_path / "model"
+    tiny_pipe.save_pretrained(folder)
+    (folder / "README.md").write_text("model card")
+    (folder / "samples").mkdir()
+    (folder / "samples" / "a.wav").write_bytes(b"RIFF")
+    (folder / "unet" / "stale.safetensors").write_bytes(b"old")
+    (folder / "tokenizer").mkdir()  # a diffusers component: replaced with the rest
+    tiny_pipe.save_pretrained(folder)
+    assert (folder / "README.md").read_text() == "model card"
+    assert (folder / "samples" / "a.wav").read_bytes() == b"RIFF"
+    assert not (folder / "unet" / "stale.safetensors").exists() and not (folder / "tokenizer").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
+    TTAPipeline.from_pretrained(folder)
+
+
 def test_diffusers_folder_saves_as_tta_folder(audioldm_dir, tmp_path):
     pipe = TTAPipeline.from_pretrained(audioldm_dir)
     pipe.save_pretrained(tmp_path / "converted")

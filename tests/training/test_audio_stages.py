@@ -12,10 +12,10 @@ import time
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 import yaml
 
+from tests.training.audio_corpus import sound
 from tta.builders import build_trainer
 from tta.errors import InputError, ModelLoadError
 from tta.models.discriminators import (
@@ -41,45 +41,6 @@ TINY_VOCODER = dict(
 TINY_VOCODER_DISC = dict(periods=[2, 3], num_scales=2, width=0.03)
 TINY_VAE = dict(block_out_channels=[8, 16], layers_per_block=1, latent_channels=4, norm_num_groups=4, sample_size=32)
 TINY_VAE_DISC = dict(channels=4, num_layers=2)
-
-
-def _sound(kind: str, seconds: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    if kind == "tone":
-        wav = np.sin(2 * np.pi * rng.uniform(200, 900) * t)
-    else:
-        wav = rng.standard_normal(t.size) * np.exp(-3 * (t % 0.5))
-    return (0.4 * wav / np.abs(wav).max()).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """A corpus root with 2 classes, 8 FLAC clips (train 6, valid 2) and a manifest."""
-    root = tmp_path_factory.mktemp("corpus")
-    (root / "audio").mkdir()
-    rows = []
-    for i in range(8):
-        kind = "tone" if i % 2 else "clicks"
-        label = "birds chirping" if kind == "tone" else "typing"  # corpus classes (captions need them)
-        name = f"audio/{kind}{i}.flac"
-        sf.write(root / name, _sound(kind, 1.2 + 0.2 * i, i), SR)
-        rows.append(
-            {
-                "id": f"{kind}{i}",
-                "path": name,
-                "labels": [label],
-                "captions": [f"a {kind} sound"],
-                "split": "valid" if i >= 6 else "train",
-                "duration": 1.2 + 0.2 * i,
-                "md5": f"{i:032x}",
-                "package": "fixture",
-                "source_path": f"sounds/{kind}{i}.wav",
-                "license": "CC0-1.0",
-            }
-        )
-    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return root
 
 
 def _common(run_dir, corpus, **kw):
@@ -186,7 +147,7 @@ def test_vae_stage_trains_and_exports_its_scaling_factor(tmp_path, corpus):
     assert scale != 1.0 and np.isfinite(scale)
     assert scale == pytest.approx(t.latent_scaling_factor(vae), rel=1e-5)  # deterministic
     # what was stored is 1 / std of the latents the pipeline's encoder gives
-    x = t.mel_image(torch.as_tensor(_sound("tone", 1.28, 5))[None])
+    x = t.mel_image(torch.as_tensor(sound("tone", 1.28, 5))[None])
     with torch.no_grad():
         z = vae.encode(x).latent_dist.sample() * scale
     assert 0.2 < float(z.std()) < 5.0

@@ -1,7 +1,7 @@
 """`tta train STAGE`: train one stage with the shared trainer (``tta/training``), or evaluate it.
 
-Each stage is one entry of ``STAGES`` (default configs + an optional ``--eval-only`` evaluator); adding
-``vae``, ``vocoder`` or ``ldm`` means adding a trainer to ``tta.builders.TRAINERS`` and a row here.
+Each stage is one entry of ``STAGES`` (default configs + an optional ``--eval-only`` evaluator); a new stage
+is a trainer in ``tta.builders.TRAINERS`` and a row here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from tta.paths import REPO_ROOT
 STAGES: dict[str, tuple[str, str, str]] = {
     "clap": ("configs/train/clap.yaml", "configs/model/clap.yaml", "tta's own CLAP (MiniLM text + mel encoder)"),
     "vae": ("configs/train/vae.yaml", "configs/model/vae_small.yaml", "the mel-spectrogram VAE"),
-    "vocoder": ("configs/train/vocoder.yaml", "configs/model/vocoder_small.yaml", "the HiFi-GAN vocoder"),
+    "vocoder": (
+        "configs/train/vocoder.yaml",
+        "configs/model/vocoder_small.yaml",
+        "the vocoder (the ISTFT vocoder by default; HiFi-GAN configs for GPUs)",
+    ),
+    "ldm": ("configs/train/ldm.yaml", "configs/model/unet_small.yaml", "the latent diffusion UNet"),
 }
 
 
@@ -30,7 +35,7 @@ def register(subparsers) -> None:
         p.add_argument("--config", default=str(REPO_ROOT / train_cfg), help=f"training config (default {train_cfg})")
         p.add_argument("--model-config", default=str(REPO_ROOT / model_cfg), help=f"model config ({model_cfg})")
         p.add_argument("--corpus", help="corpus root with manifest.jsonl (default ~/.cache/tta/corpus)")
-        p.add_argument("--run-dir", default=f"runs/{stage}", help="checkpoints, logs (default runs/%(default)s)")
+        p.add_argument("--run-dir", default=f"runs/{stage}", help="checkpoints, logs (default %(default)s)")
         p.add_argument("--max-steps", type=int, help="override max_steps")
         p.add_argument(
             "--resume", action=argparse.BooleanOptionalAction, default=True, help="continue from the run's latest"
@@ -47,6 +52,10 @@ def register(subparsers) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     if args.eval_only:
+        if args.stage not in EVALUATORS:
+            raise InputError(
+                f"`tta train {args.stage}` has no --eval-only; evaluate generations with `tta generate` + `tta eval`"
+            )
         return EVALUATORS[args.stage](args)
     from tta.builders import build_trainer
 

@@ -15,6 +15,8 @@ from a ``SpeechT5HifiGan`` (``model_in_dim``, ``sampling_rate``, ``upsample_rate
 
 from __future__ import annotations
 
+import librosa
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +37,17 @@ class ISTFTVocoderConfig(PretrainedConfig):
         frames; a stationary partial then needs a constant output, which a convolutional (shift-equivariant)
         network can give, where an absolute phase would have to grow with the frame index.
         ``"absolute"``: the head predicts each frame's phase directly (as Vocos).
+    initial_phase: where the integrated phase starts at frame 0. ``"zero"``: every bin at 0, so an untrained
+        model's frames all sum to a click at sample 0 and the network must learn to spread it. ``"scrambled"``:
+        a fixed pseudo-random phase per bin (the same for every model), so a flat deviation already gives
+        noise-like, frame-to-frame coherent output. Only for ``phase_mode="integrated"``.
+    magnitude_prior: ``"none"``: the head predicts the log magnitude outright (as Vocos). ``"mel_pinv"``: the
+        head predicts a correction to ``ln |P exp(mel)|``, P the pseudo-inverse of the mel filterbank, so an
+        untrained model already has the spectral envelope and training only refines it and learns the phase
+        (the idea of FreeV, Lv et al. 2024, "FreeV: Free lunch for vocoders through pseudo inversed mel
+        filter"). Needs the mel front-end's parameters below.
+    mel_n_fft, mel_fmin, mel_fmax, mel_log_floor: the STFT size, band and log floor of the input log-mel
+        (:class:`tta.audio.mel.MelSpectrogram`); used only by ``magnitude_prior="mel_pinv"``.
     """
 
     model_type = "tta_istft_vocoder"
@@ -51,10 +64,20 @@ class ISTFTVocoderConfig(PretrainedConfig):
         kernel_size: int = 7,
         max_log_magnitude: float = 6.0,
         phase_mode: str = "integrated",
+        initial_phase: str = "zero",
+        magnitude_prior: str = "none",
+        mel_n_fft: int = 1024,
+        mel_fmin: float = 0.0,
+        mel_fmax: float = 8000.0,
+        mel_log_floor: float = 1e-5,
         **kwargs,
     ):
         if phase_mode not in ("integrated", "absolute"):
             raise ValueError(f"phase_mode must be 'integrated' or 'absolute', got {phase_mode!r}")
+        if initial_phase not in ("zero", "scrambled"):
+            raise ValueError(f"initial_phase must be 'zero' or 'scrambled', got {initial_phase!r}")
+        if magnitude_prior not in ("none", "mel_pinv"):
+            raise ValueError(f"magnitude_prior must be 'none' or 'mel_pinv', got {magnitude_prior!r}")
         self.model_in_dim = model_in_dim
         self.sampling_rate = sampling_rate
         self.hop_length = hop_length
@@ -65,6 +88,12 @@ class ISTFTVocoderConfig(PretrainedConfig):
         self.kernel_size = kernel_size
         self.max_log_magnitude = max_log_magnitude
         self.phase_mode = phase_mode
+        self.initial_phase = initial_phase
+        self.magnitude_prior = magnitude_prior
+        self.mel_n_fft = mel_n_fft
+        self.mel_fmin = mel_fmin
+        self.mel_fmax = mel_fmax
+        self.mel_log_floor = mel_log_floor
         super().__init__(**kwargs)
 
     @property
@@ -105,6 +134,7 @@ class ISTFTVocoder(PreTrainedModel):
         )
         self.norm_out = nn.LayerNorm(c)
         self.head = nn.Linear(c, config.n_fft + 2)  # n_fft/2 + 1 log magnitudes, n_fft/2 + 1 phases
+        self._prior_basis: torch.Tensor | None = None
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -115,6 +145,8 @@ class ISTFTVocoder(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+        if module is getattr(self, "head", None) and self.config.magnitude_prior != "none":
+            nn.init.zeros_(module.weight)  # start from the prior and the centre-frequency phase advance
 
     def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """Log-mel [B, T, n_mels] (or [T, n_mels]) -> waveform [B, T * hop] (or [T * hop]), float32."""
@@ -126,19 +158,39 @@ class ISTFTVocoder(PreTrainedModel):
             x = block(x)
         y = self.head(self.norm_out(x.transpose(1, 2))).float().transpose(1, 2)  # [B, n_fft + 2, T]
         bins = self.config.n_fft // 2 + 1
-        phase = y[:, bins:]
+        log_magnitude, phase = y[:, :bins], y[:, bins:]
+        if self.config.magnitude_prior == "mel_pinv":
+            log_magnitude = log_magnitude + self.magnitude_from_mel(mel)
         if self.config.phase_mode == "integrated":
             phase = self.integrate_phase(phase)
-        wav = self.synthesize(y[:, :bins].clamp(max=self.config.max_log_magnitude), phase)
+        wav = self.synthesize(log_magnitude.clamp(max=self.config.max_log_magnitude), phase)
         return wav if batched else wav[0]
+
+    def magnitude_from_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel [B, T, n_mels] -> ``ln |P exp(mel)|`` [B, n_fft / 2 + 1, T] (float32), P the pseudo-inverse
+        of the mel filterbank at the head's resolution, scaled by the ratio of window sums so a partial keeps
+        its magnitude when the head's n_fft differs from the mel's."""
+        cfg = self.config
+        if self._prior_basis is None or self._prior_basis.device != mel.device:
+            # made here, not a buffer, for the reason given in synthesize()
+            basis = librosa.filters.mel(
+                sr=cfg.sampling_rate, n_fft=cfg.n_fft, n_mels=cfg.model_in_dim, fmin=cfg.mel_fmin, fmax=cfg.mel_fmax
+            )
+            pinv = np.linalg.pinv(basis) * (cfg.n_fft / cfg.mel_n_fft)
+            self._prior_basis = torch.from_numpy(pinv).float().to(mel.device)
+        linear = torch.matmul(self._prior_basis, torch.exp(mel.float()).transpose(1, 2))
+        return torch.log(linear.abs().clamp(min=cfg.mel_log_floor))
 
     def integrate_phase(self, deviation: torch.Tensor) -> torch.Tensor:
         """Phase-advance deviations [B, bins, T] -> phases [B, bins, T]: the running sum over frames of each
-        bin's centre-frequency advance plus the deviation, wrapped to [-pi, pi) (summed in float64)."""
+        bin's centre-frequency advance plus the deviation (from ``initial_phase`` at frame 0), wrapped to [-pi, pi) (summed in float64)."""
         bins = deviation.shape[1]
         k = torch.arange(bins, device=deviation.device, dtype=torch.float64)
         advance = (2 * torch.pi * self.config.hop_length / self.config.n_fft) * k  # radians per frame
         step = torch.remainder(advance[None, :, None] + deviation.double() + torch.pi, 2 * torch.pi) - torch.pi
+        if self.config.initial_phase == "scrambled":
+            start = torch.rand(bins, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+            step = torch.cat([step[..., :1] + 2 * torch.pi * start.to(step.device)[None, :, None], step[..., 1:]], -1)
         return (torch.remainder(torch.cumsum(step, dim=-1) + torch.pi, 2 * torch.pi) - torch.pi).float()
 
     def synthesize(self, log_magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:

@@ -88,10 +88,11 @@ class AudioStageTrainer(CorpusTrainer):
         n = wav.shape[-1] // self.hop * self.hop
         return wav[:, :n]
 
-    def random_gain(self, wav: torch.Tensor) -> torch.Tensor:
-        """Each row scaled by a random gain in ``gain_db`` (torch RNG: checkpointed, so resumes are exact)."""
+    def random_gain(self, wav: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Each row scaled by a random gain in ``gain_db`` (torch's RNG, checkpointed so resumes are exact, or
+        ``generator``)."""
         lo, hi = self.gain_db
-        db = lo + (hi - lo) * torch.rand(wav.shape[0], 1, device=wav.device)
+        db = lo + (hi - lo) * torch.rand(wav.shape[0], 1, generator=generator).to(wav.device)
         out = wav * 10 ** (db / 20)
         peak = out.abs().amax(dim=1, keepdim=True).clamp(min=1e-8)
         return out * torch.clamp(0.99 / peak, max=1.0)

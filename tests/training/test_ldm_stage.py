@@ -1,0 +1,198 @@
+"""The latent diffusion stage on a tiny corpus and tiny frozen parts: the objective against its formulas, the
+conditioning mix, the latent cache, exact resume, an export that the pipeline loads, and configuration errors."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import CLAP_DIM
+from tta.errors import InputError
+from tta.training.latent_cache import LatentCache
+from tta.training.ldm import LdmTrainer, prompt_class
+
+TINY_UNET = dict(
+    in_channels=4,
+    out_channels=4,
+    block_out_channels=[16, 32],
+    layers_per_block=1,
+    down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
+    up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"],
+    cross_attention_dim=[16, 32],
+    attention_head_dim=[2, 4],
+    norm_num_groups=8,
+    projection_class_embeddings_input_dim=CLAP_DIM,
+)
+
+
+@pytest.fixture(scope="module")
+def components(tmp_path_factory, clap_dir):
+    """A folder with a tiny VAE (4 latent channels, factor 2), ISTFT vocoder and CLAP (32-d)."""
+    from tta.models.vae import build_vae
+    from tta.models.vocoder import build_vocoder
+
+    folder = tmp_path_factory.mktemp("components")
+    torch.manual_seed(0)
+    vae = build_vae(block_out_channels=[8, 16], layers_per_block=1, latent_channels=4, norm_num_groups=4)
+    vae.register_to_config(scaling_factor=0.7)
+    vae.save_pretrained(str(folder / "vae"), safe_serialization=True)
+    build_vocoder("istft", channels=16, hidden_channels=32, num_blocks=1).save_pretrained(str(folder / "vocoder"))
+    shutil.copytree(clap_dir, folder / "clap")
+    return folder
+
+
+def ldm_trainer(run_dir, corpus, components, **kw) -> LdmTrainer:
+    base = dict(
+        model=TINY_UNET,
+        components=components,
+        run_dir=run_dir,
+        corpus=corpus,
+        batch_size=2,
+        clip_seconds=0.32,
+        max_steps=4,
+        checkpoint_every=2,
+        eval_every=0,
+        eval_items=2,
+        eval_seconds=1.0,
+        eval_prompts=["typing", "birds chirping in a tree", "typing while birds chirping"],
+        eval_steps=2,
+        eval_seconds_generated=0.5,
+        progress=False,
+        num_threads=1,
+        ema_decay=0.9,
+        lr=1e-3,
+    )
+    base.update(kw)
+    return LdmTrainer(**base)
+
+
+def test_objective_matches_its_formulas(tmp_path, corpus, components):
+    """v = sqrt(a) eps - sqrt(1 - a) z0 with AudioLDM's betas; min-SNR weights min(snr, g) / (snr + 1) for v and
+    min(snr, g) / snr for eps (Hang et al. 2023), computed here from the betas, not from diffusers."""
+    betas = torch.linspace(0.0015**0.5, 0.0195**0.5, 1000, dtype=torch.float64) ** 2
+    abar = torch.cumprod(1 - betas, 0)
+    t = torch.tensor([0, 10, 300, 999])
+    z0, eps = torch.randn(4, 4, 8, 8), torch.randn(4, 4, 8, 8)
+    a = abar[t].float()[:, None, None, None]
+    snr = abar[t] / (1 - abar[t])
+    for kind, want_target, denom in (
+        ("v_prediction", a.sqrt() * eps - (1 - a).sqrt() * z0, snr + 1),
+        ("epsilon", eps, snr),
+    ):
+        trainer = ldm_trainer(tmp_path / kind, corpus, components, prediction_type=kind, min_snr_gamma=5.0)
+        trainer.build_frozen()
+        torch.testing.assert_close(trainer.target(z0, eps, t), want_target, rtol=1e-5, atol=1e-5)
+        want_w = torch.clamp(snr, max=5.0) / denom
+        torch.testing.assert_close(trainer.loss_weights(t).double(), want_w, rtol=1e-5, atol=1e-6)
+    plain = ldm_trainer(tmp_path / "plain", corpus, components, min_snr_gamma=None)
+    plain.build_frozen()
+    assert torch.equal(plain.loss_weights(t), torch.ones(4))
+
+
+def test_conditions_mix_audio_text_and_the_empty_text(tmp_path, corpus, components):
+    captions = ["a typing sound", "birds chirping"]
+    audio_emb = torch.nn.functional.normalize(torch.randn(2, CLAP_DIM), dim=-1)
+    expect = {}
+    for drop, text in ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)):
+        trainer = ldm_trainer(tmp_path / f"{drop}{text}", corpus, components, cond_drop_prob=drop, text_cond_prob=text)
+        trainer.build_frozen()
+        expect[(drop, text)] = trainer.conditions(audio_emb, captions)
+        clap = trainer.clap
+    torch.testing.assert_close(expect[(0.0, 0.0)], audio_emb)
+    torch.testing.assert_close(expect[(1.0, 0.0)], clap.encode_text([""]).expand(2, -1))
+    torch.testing.assert_close(expect[(0.0, 1.0)], clap.encode_text(captions))
+    with pytest.raises(InputError, match="cond_drop_prob"):
+        ldm_trainer(tmp_path / "bad", corpus, components, cond_drop_prob=1.5)
+    with pytest.raises(InputError, match="prediction_type"):
+        ldm_trainer(tmp_path / "bad", corpus, components, prediction_type="sample")
+
+
+def test_trains_evaluates_and_exports_a_pipeline_folder(tmp_path, corpus, components):
+    from tta.pipeline import TTAPipeline
+
+    trainer = ldm_trainer(tmp_path / "run", corpus, components, export_dir=tmp_path / "model", latent_cache_slots=1)
+    metrics = trainer.fit()
+    assert np.isfinite(metrics["val_mse"]) and 0.0 <= metrics["gen_top1"] <= 1.0
+    pipe = TTAPipeline.from_pretrained(tmp_path / "model")
+    assert pipe.scheduler_config["prediction_type"] == "v_prediction"
+    ema = trainer.unwrapped_model  # export holds the EMA weights
+    with trainer.ema.swapped_into(ema):
+        for name, p in pipe.unet.state_dict().items():
+            torch.testing.assert_close(p, ema.state_dict()[name])
+    out = pipe("typing", audio_length_in_s=0.5, num_inference_steps=2, seed=0, progress=False)
+    assert out.audios.shape == (1, 8000) and np.isfinite(out.audios).all()
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, corpus, components):
+    straight = ldm_trainer(tmp_path / "a", corpus, components, latent_cache_slots=2, text_cond_prob=0.5)
+    straight.fit()
+    first = ldm_trainer(tmp_path / "b", corpus, components, latent_cache_slots=2, text_cond_prob=0.5, max_steps=2)
+    first.fit()
+    second = ldm_trainer(tmp_path / "b", corpus, components, latent_cache_slots=2, text_cond_prob=0.5)
+    second.fit()
+    assert second.step == 4
+    for (name, p), q in zip(
+        straight.unwrapped_model.state_dict().items(), second.unwrapped_model.state_dict().values()
+    ):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=name)
+
+
+def test_latent_cache_is_reused_rebuilt_when_stale_and_cycles(tmp_path, corpus, components, capsys):
+    trainer = ldm_trainer(tmp_path / "run", corpus, components, latent_cache_slots=2)
+    data = trainer.build_train_data()
+    assert isinstance(data, LatentCache)
+    data.set_epoch(0)
+    first = data[3]
+    assert first["latents"].shape == (4, 16, 32) and first["audio_emb"].shape == (CLAP_DIM,)
+    # item 3 of slot 0 is what encoding the corpus item 3 of epoch 0 gives (the same gains: one generator per slot)
+    source = data.source
+    source.set_epoch(0)
+    g = torch.Generator().manual_seed(1_000_003)
+    fresh = trainer.encode_items([source[i] for i in range(2)], g)
+    fresh = trainer.encode_items([source[i] for i in range(2, 4)], g)
+    torch.testing.assert_close(first["latents"], fresh["latents"][1].half().float())
+
+    def refuse(*_):
+        raise AssertionError("the cache should have been read, not rebuilt")
+
+    again = LatentCache(source, refuse, data.folder, 2, data.fingerprint, batch_size=2, progress=False)
+    again.set_epoch(2)  # epoch 2 reads slot 0
+    torch.testing.assert_close(again[3]["latents"], first["latents"])
+    assert again[3]["caption"] == first["caption"]
+
+    calls = []
+
+    def encode(items, g):
+        calls.append(len(items))
+        return trainer.encode_items(items, g)
+
+    stale = LatentCache(source, encode, data.folder, 2, data.fingerprint + "x", batch_size=2, progress=False)
+    stale.set_epoch(0)
+    assert calls and "other settings or weights" in capsys.readouterr().out
+    data.path(1).write_bytes(b"not a safetensors file")
+    calls.clear()
+    broken = LatentCache(source, encode, data.folder, 2, stale.fingerprint, batch_size=2, progress=False)
+    broken.set_epoch(1)
+    assert calls and "unreadable" in capsys.readouterr().out
+
+
+def test_mismatched_parts_are_clear_errors(tmp_path, corpus, components):
+    with pytest.raises(InputError, match="latent channels"):
+        ldm_trainer(tmp_path / "a", corpus, components, model={**TINY_UNET, "in_channels": 8}).build_model()
+    with pytest.raises(InputError, match="512-d|32-d"):
+        ldm_trainer(
+            tmp_path / "b", corpus, components, model={**TINY_UNET, "projection_class_embeddings_input_dim": 512}
+        ).build_model()
+    with pytest.raises(InputError, match="mel frames"):
+        ldm_trainer(tmp_path / "c", corpus, components, clip_seconds=0.02).build_frozen()
+
+
+def test_prompt_class_needs_exactly_one_whole_word_class():
+    classes = ["rain", "train", "dog barking", "footsteps"]
+    assert prompt_class("rain falling on a roof", classes) == "rain"
+    assert prompt_class("a train passing", classes) == "train"
+    assert prompt_class("a dog barking in the rain", classes) is None  # two sources
+    assert prompt_class("a cat", classes) is None
