@@ -56,6 +56,21 @@ def test_single_file_output_and_prompts_file(gen, tmp_path):
     assert sorted(p.name for p in (tmp_path / "many").glob("*.wav")) == ["thunder_001.wav", "wind_000.wav"]
 
 
+def test_mel_png_beside_each_wav(gen, tmp_path):
+    """--mel-png writes <name>.png, a real PNG whose picture changes with the audio."""
+    out = tmp_path / "out"
+    assert gen("a dog barks", "birds sing", "-o", str(out), "--seed", "2", "--mel-png") == 0
+    pngs = sorted(out.glob("*.png"))
+    assert [p.stem for p in pngs] == [w.stem for w in sorted(out.glob("*.wav"))]
+    import matplotlib.image
+
+    pictures = [matplotlib.image.imread(str(p)) for p in pngs]
+    assert all(p.ndim == 3 and p.shape[0] > 100 for p in pictures)
+    assert pictures[0].shape != pictures[1].shape or not np.array_equal(pictures[0], pictures[1])
+    assert not list(out.glob(".*"))
+    assert gen("rain", "-o", str(tmp_path / "plain")) == 0 and not list((tmp_path / "plain").glob("*.png"))
+
+
 def test_same_seed_same_file_different_seed_different_file(gen, tmp_path):
     gen("a cat", "-o", str(tmp_path / "a.wav"), "--seed", "3")
     gen("a cat", "-o", str(tmp_path / "b.wav"), "--seed", "3")

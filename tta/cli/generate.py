@@ -85,6 +85,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("--from-sidecar", type=Path, default=None, help="regenerate the output a sidecar JSON describes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--mel-png", action="store_true", help="also save each output's log-mel spectrogram as <name>.png beside it"
+    )
     p.set_defaults(func=run)
 
 
@@ -310,6 +313,8 @@ def run(args: argparse.Namespace) -> int:
         )
         i = int(meta["index"]) - first
         _write(paths[0], result.audios[i], pipe.sample_rate, {**meta, "regenerated_from": str(args.from_sidecar)})
+        if args.mel_png:
+            _write_png(paths[0], result.audios[i], pipe.sample_rate, meta["prompt"])
         print(paths[0])
         return 0
 
@@ -334,12 +339,20 @@ def run(args: argparse.Namespace) -> int:
             if result.clap_scores is not None:
                 fields["clap_score"] = float(result.clap_scores[j])
             _write(paths[k], result.audios[j], pipe.sample_rate, make_sidecar(args, pipe, **fields))
+            if args.mel_png:
+                _write_png(paths[k], result.audios[j], pipe.sample_rate, prompt)
             print(paths[k])
     return 0
 
 
 def _done(path: Path) -> bool:
     return path.is_file() and sidecar_path(path).is_file()
+
+
+def _write_png(wav_path: Path, audio, sample_rate: int, prompt: str) -> None:
+    from tta.audio.melplot import save_mel_png
+
+    save_mel_png(wav_path.with_suffix(".png"), audio, sample_rate, title=prompt)
 
 
 def _write(path: Path, audio, sample_rate: int, sidecar: dict[str, Any]) -> None:

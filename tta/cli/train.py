@@ -52,10 +52,6 @@ def register(subparsers) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     if args.eval_only:
-        if args.stage not in EVALUATORS:
-            raise InputError(
-                f"`tta train {args.stage}` has no --eval-only; evaluate generations with `tta generate` + `tta eval`"
-            )
         return EVALUATORS[args.stage](args)
     from tta.builders import build_trainer
 
@@ -133,4 +129,24 @@ def _eval_round_trip(args: argparse.Namespace) -> int:
     return 0
 
 
-EVALUATORS = {"clap": _eval_clap, "vae": _eval_round_trip, "vocoder": _eval_round_trip}
+def _eval_generation(args: argparse.Namespace) -> int:
+    """Text alignment and FAD of the model's generations (tta.evaluation.generation) against a corpus split."""
+    from tta.evaluation.generation import evaluate_text_to_audio
+    from tta.paths import cache_dir
+    from tta.pipeline import TTAPipeline
+
+    corpus = Path(args.corpus) if args.corpus else cache_dir() / "corpus"
+    if not (corpus / "manifest.jsonl").is_file():
+        raise InputError(f"no corpus at {corpus} (manifest.jsonl missing); build it with `tta data build`")
+    pipe = TTAPipeline.from_pretrained(args.model)
+    results = evaluate_text_to_audio(pipe, corpus, split=args.split)
+    text = json.dumps({"model": str(pipe.name_or_path), **results}, indent=2)
+    print(text)
+    if args.json_out:
+        from tta.audio.io import write_atomic
+
+        write_atomic(args.json_out, text + "\n")
+    return 0
+
+
+EVALUATORS = {"clap": _eval_clap, "vae": _eval_round_trip, "vocoder": _eval_round_trip, "ldm": _eval_generation}

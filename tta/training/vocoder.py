@@ -58,6 +58,9 @@ class VocoderTrainer(AudioStageTrainer):
         mel_loss_weight, fm_loss_weight, adv_loss_weight, stft_loss_weight: loss weights.
         stft_resolutions: ``(n_fft, hop, win)`` of the STFT loss.
         adv_start_step: first step with the discriminators.
+        magnitude_loss_weight: weight of an L1 loss between the ISTFT vocoder's predicted STFT log magnitude and
+            the true one at the head's n_fft and hop (a direct target for the magnitude, free of the phase);
+            ignored for HiFi-GAN.
         **kwargs: :class:`AudioStageTrainer` and :class:`Trainer` arguments.
     """
 
@@ -73,6 +76,7 @@ class VocoderTrainer(AudioStageTrainer):
         stft_loss_weight: float = 2.5,
         stft_resolutions: list | tuple = ((384, 96, 384), (768, 192, 768), (1536, 384, 1536)),
         adv_start_step: int = 0,
+        magnitude_loss_weight: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -84,6 +88,7 @@ class VocoderTrainer(AudioStageTrainer):
         self.stft_loss_weight = stft_loss_weight
         self.stft_resolutions = [tuple(r) for r in stft_resolutions]
         self.adv_start_step = adv_start_step
+        self.magnitude_loss_weight = magnitude_loss_weight
 
     # -- hooks --
     def build_model(self):
@@ -122,10 +127,18 @@ class VocoderTrainer(AudioStageTrainer):
     def run_step(self, wav: torch.Tensor) -> dict[str, torch.Tensor]:
         wav = self.random_gain(wav)
         mel = self.log_mel(wav)
-        fake = self.generate(self.model, mel, wav.shape[-1])
+        out = {}
+        if self.magnitude_loss_weight and hasattr(self.unwrapped_model, "locked_phase"):  # the ISTFT vocoder
+            fake, log_magnitude = self.model(mel, return_log_magnitude=True)
+            fake = fake[..., : wav.shape[-1]]
+            magnitude_loss = F.l1_loss(log_magnitude, self.true_log_magnitude(wav, log_magnitude.shape[-1]))
+            out["mag_l1"] = magnitude_loss.detach()
+        else:
+            fake = self.generate(self.model, mel, wav.shape[-1])
+            magnitude_loss = 0.0
         mel_loss = F.l1_loss(self.log_mel(fake), mel)
-        loss = self.mel_loss_weight * mel_loss
-        out = {"mel_l1": mel_loss.detach()}
+        loss = self.mel_loss_weight * mel_loss + self.magnitude_loss_weight * magnitude_loss
+        out["mel_l1"] = mel_loss.detach()
         if self.stft_loss_weight:
             stft = multi_resolution_stft_loss(fake, wav, self.stft_resolutions)
             loss = loss + self.stft_loss_weight * stft
@@ -149,6 +162,14 @@ class VocoderTrainer(AudioStageTrainer):
             out.update(d_loss=d_loss.detach(), adv=adv.detach(), fm=fm.detach())
         out["loss"] = loss
         return out
+
+    def true_log_magnitude(self, wav: torch.Tensor, frames: int) -> torch.Tensor:
+        """ln |STFT| [B, n_fft / 2 + 1, frames] of ``wav`` at the ISTFT head's n_fft and hop (centred frames, as
+        the head synthesises them), floored at the mel's log floor."""
+        cfg = self.unwrapped_model.config
+        window = torch.hann_window(cfg.n_fft, device=wav.device)
+        spec = torch.stft(wav, cfg.n_fft, cfg.hop_length, cfg.n_fft, window=window, center=True, return_complex=True)
+        return spec[..., :frames].abs().clamp_min(self.mel.log_floor).log()
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:

@@ -1,0 +1,103 @@
+"""Speed of the default model at its default settings: wall time and real-time factor for 10 s of audio.
+
+Loads the shipped model (``checkpoints/``). Before a UNet is shipped, ``--random-unet`` builds one from
+``configs/model/unet_small.yaml`` with random weights next to the shipped VAE, vocoder and CLAP (speed does not
+depend on the weights). Prints the end-to-end time and the split per stage (CLAP text, UNet, VAE decoder,
+vocoder) for each thread count, median of ``--repeats`` runs after one warm-up.
+
+    .venv/bin/python benchmarks/bench_default.py                 # 10 s, default steps/guidance/sampler, 1 and 2 threads
+    .venv/bin/python benchmarks/bench_default.py --steps 10 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from tta.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, TTAPipeline
+
+
+def load(random_unet: bool) -> TTAPipeline:
+    from tta.paths import default_model_dir
+
+    folder = default_model_dir()
+    if not random_unet:
+        return TTAPipeline.from_pretrained()
+    from omegaconf import OmegaConf
+
+    from tta.loading import load_vae, load_vocoder
+    from tta.models.clap import load_clap
+    from tta.models.unet import build_unet
+    from tta.paths import REPO_ROOT
+    from tta.sampling.schedulers import AUDIOLDM_SCHEDULER
+
+    cfg = OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "configs" / "model" / "unet_small.yaml"))
+    unet = build_unet(**cfg).eval()
+    scheduler = {"_class_name": "DDIMScheduler", **AUDIOLDM_SCHEDULER, "prediction_type": "v_prediction"}
+    pipe = TTAPipeline(unet, load_vae(folder), load_vocoder(folder), load_clap(folder / "clap"), scheduler)
+    with tempfile.TemporaryDirectory() as tmp:  # through a folder, as users get it (fast-inference settings)
+        pipe.save_pretrained(Path(tmp) / "model")
+        return TTAPipeline.from_pretrained(Path(tmp) / "model")
+
+
+def timed(pipe: TTAPipeline) -> dict[str, float]:
+    """Wrap the stages' forward calls to accumulate their wall time."""
+    totals: dict[str, float] = defaultdict(float)
+    for name, module in (
+        ("unet", pipe.unet),
+        ("vae", pipe.vae.decoder),
+        ("vocoder", pipe.vocoder),
+        ("clap", pipe.clap),
+    ):
+        forward = module.forward
+
+        def wrapped(*a, _f=forward, _n=name, **k):
+            t0 = time.perf_counter()
+            try:
+                return _f(*a, **k)
+            finally:
+                totals[_n] += time.perf_counter() - t0
+
+        setattr(module, method, wrapped)
+    return totals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--random-unet", action="store_true", help="a random UNet of the default size")
+    args = parser.parse_args()
+    pipe = load(args.random_unet)
+    params = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
+    print(f"model: {pipe.name_or_path or 'random UNet + shipped parts'} (UNet {params:.1f} M parameters)")
+    print(f"{args.duration:g} s of audio, {args.steps} steps, guidance {args.guidance}, default sampler")
+    totals = timed(pipe)
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        kw = dict(audio_length_in_s=args.duration, num_inference_steps=args.steps, guidance_scale=args.guidance)
+        pipe("warm up", progress=False, seed=0, **kw)
+        walls, stages = [], defaultdict(list)
+        for r in range(args.repeats):
+            totals.clear()
+            t0 = time.perf_counter()
+            pipe("a dog barking in the rain", progress=False, seed=r, **kw)
+            walls.append(time.perf_counter() - t0)
+            for k, v in totals.items():
+                stages[k].append(v)
+        wall = statistics.median(walls)
+        split = "  ".join(f"{k} {statistics.median(v):.2f}s" for k, v in sorted(stages.items()))
+        print(f"threads {threads}: {wall:.2f} s wall, real-time factor {wall / args.duration:.3f}  ({split})")
+
+
+if __name__ == "__main__":
+    main()
