@@ -47,15 +47,16 @@ def load(random_unet: bool) -> TTAPipeline:
 
 
 def timed(pipe: TTAPipeline) -> dict[str, float]:
-    """Wrap the stages' forward calls to accumulate their wall time."""
+    """Wrap the stages' calls (the CLAP's ``encode_text``) to accumulate their wall time."""
     totals: dict[str, float] = defaultdict(float)
-    for name, module in (
-        ("unet", pipe.unet),
-        ("vae", pipe.vae.decoder),
-        ("vocoder", pipe.vocoder),
-        ("clap", pipe.clap),
-    ):
-        forward = module.forward
+    stages = (
+        ("unet", pipe.unet, "forward"),
+        ("vae", pipe.vae.decoder, "forward"),
+        ("vocoder", pipe.vocoder, "forward"),
+        ("clap", pipe.clap, "encode_text"),
+    )
+    for name, module, method in stages:
+        forward = getattr(module, method)
 
         def wrapped(*a, _f=forward, _n=name, **k):
             t0 = time.perf_counter()
