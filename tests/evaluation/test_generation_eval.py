@@ -1,0 +1,112 @@
+"""Text-to-audio evaluation (tta.evaluation.generation): alignment scoring against a CLAP whose answers are known,
+the noise baseline, the prompt sets, and an end-to-end run on a tiny model and corpus."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tta.data.captions import CLASSES, class_prompt
+from tta.evaluation.generation import (
+    TWO_SOURCE_PROMPTS,
+    alignment,
+    evaluate_text_to_audio,
+    noise_baseline,
+    single_source_prompts,
+)
+from tta.models.clap.base import ClapEncoder
+
+CLASSES_3 = ["dog barking", "rain", "wind"]
+
+
+class KnownClap(ClapEncoder):
+    """A CLAP whose text embedding is the one-hot of the class a text names, and whose audio embedding is the
+    one-hot (or two-hot) of the classes coded in the clip's DC level: level = sum of 10 ** -(i + 1)."""
+
+    embedding_dim = 8
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def encode_text(self, texts):
+        out = torch.zeros(len(texts), self.embedding_dim)
+        for row, text in enumerate(texts):
+            for i, c in enumerate(CLASSES_3):
+                if text == class_prompt(c):
+                    out[row, i] = 1.0
+        return F.normalize(out + 1e-6, dim=-1)
+
+    def encode_audio(self, audio):
+        out = torch.zeros(audio.shape[0], self.embedding_dim)
+        for row, wav in enumerate(audio):
+            level = int(round(float(wav.double().mean()) * 1000))  # e.g. 110 -> classes 0 and 1
+            for i, digit in enumerate(f"{level:03d}"):
+                out[row, i] = float(digit)
+        return F.normalize(out + 1e-6, dim=-1)
+
+
+def clip(*classes: str) -> np.ndarray:
+    level = sum(10 ** -(CLASSES_3.index(c) + 1) for c in classes)
+    return np.full(6 * 16000, level, np.float32)  # longer than the 5 s window: not tiled with gaps
+
+
+def test_alignment_counts_hits_against_known_answers():
+    clap = KnownClap()
+    single = [("p1", "dog barking"), ("p2", "rain"), ("p3", "wind")]
+    audio = [clip("dog barking"), clip("rain"), clip("dog barking")]  # the third is wrong
+    pairs = [("q1", "dog barking", "rain"), ("q2", "rain", "wind")]
+    pair_audio = [clip("dog barking", "rain"), clip("dog barking", "rain")]
+    out = alignment(clap, single, audio, pairs, pair_audio, CLASSES_3)
+    assert out["single_top1"] == pytest.approx(2 / 3)
+    assert out["per_class_top1"] == {"dog barking": 1.0, "rain": 1.0, "wind": 0.0}
+    assert out["single_predictions"][2]["top1"] == "dog barking"
+    assert out["single_top5"] == 1.0  # 3 classes: everything is in the top 5
+    assert out["pair_both_top5"] == 1.0 and out["pair_clips"] == 2
+
+
+def test_prompt_sets_cover_the_classes_and_name_real_pairs():
+    single = single_source_prompts(CLASSES)
+    assert [c for _, c in single] == list(CLASSES)
+    assert len({p for p, _ in single}) == len(single)
+    for _, a, b in TWO_SOURCE_PROMPTS:
+        assert a in CLASSES and b in CLASSES and a != b
+    from tta.data.captions import captions_for
+
+    rng = np.random.default_rng(0)
+    seen = {captions_for(c, rng) for c in CLASSES for _ in range(200)}
+    assert not seen & {p for p, _, _ in TWO_SOURCE_PROMPTS}
+
+
+def test_noise_baseline_has_the_corpus_colour():
+    class Identity(torch.nn.Module):  # "vocodes" a mel into its own values, to look at what goes in
+        dtype = torch.float32
+
+        def forward(self, mel):
+            return mel.reshape(mel.shape[0], -1)
+
+    torch.manual_seed(0)
+    mels = [torch.randn(200, 4) * torch.tensor([1.0, 2.0, 0.5, 1.0]) + torch.tensor([-5.0, 0.0, 3.0, 1.0])]
+    out = noise_baseline(Identity(), mels, count=3, frames=2000)
+    assert len(out) == 3 and out[0].shape == (8000,)
+    cols = np.stack(out).reshape(3, 2000, 4).reshape(-1, 4)
+    np.testing.assert_allclose(cols.mean(0), mels[0].mean(0).numpy(), atol=0.1)
+    np.testing.assert_allclose(cols.std(0), mels[0].std(0).numpy(), rtol=0.1)
+
+
+def test_end_to_end_on_a_tiny_model(tmp_path, tta_model_dir):
+    from tests.training.audio_corpus import make_corpus
+    from tta.pipeline import TTAPipeline
+
+    corpus = make_corpus(tmp_path)
+    pipe = TTAPipeline.from_pretrained(tta_model_dir)
+    pairs = TWO_SOURCE_PROMPTS[:2]
+    out = evaluate_text_to_audio(pipe, corpus, split="valid", seconds=0.3, steps=2, clap=pipe.clap, pairs=pairs)
+    assert out["single_clips"] == len(CLASSES) and out["pair_clips"] == 2
+    assert 0.0 <= out["single_top1"] <= out["single_top5"] <= 1.0
+    assert out["reference_clips"] == 2 and out["floor_clips"] == 6
+    for key in ("fad", "fad_floor_real_vs_real", "fad_baseline_noise"):
+        assert np.isfinite(out[key]) and out[key] >= 0
+    assert out["settings"]["steps"] == 2 and out["seconds_per_clip"] > 0
