@@ -1,0 +1,71 @@
+"""Guidance-scale and step-count sweeps of a text-to-audio model: text alignment and FAD side by side.
+
+Every row generates the same prompts with the same seeds (one per class, our own wording, and the two-source
+prompts of ``tta.evaluation.generation``) and scores them as ``tta train ldm --eval-only`` does; the real clips
+are embedded once. Prints a markdown table and, with ``--json``, writes every figure.
+
+    .venv/bin/python benchmarks/eval_ldm.py                                    # the shipped model
+    .venv/bin/python benchmarks/eval_ldm.py --guidance 1 2.5 4 --steps 10 20 --seconds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import torch
+
+from tta.data.captions import CLASSES
+from tta.evaluation.clap_zero_shot import embed_clips, load_split
+from tta.evaluation.frechet import frechet_distance
+from tta.evaluation.generation import TWO_SOURCE_PROMPTS, alignment, generate, single_source_prompts
+from tta.models.clap import load_clap
+from tta.paths import cache_dir
+from tta.pipeline import TTAPipeline
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model folder (default: the shipped one)")
+    parser.add_argument("--corpus", default=str(cache_dir() / "corpus"))
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.5, 4.0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[10, 20])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pipe = TTAPipeline.from_pretrained(args.model)
+    clap = load_clap()
+    classes = list(CLASSES)
+    single = single_source_prompts(classes)
+    reference = [it["audio"] for it in load_split(args.corpus, args.split, max_seconds=10.0)]
+    ref_emb = embed_clips(clap, reference).numpy()
+    rows = []
+    print("| guidance | steps | single-source top-1 | top-5 | two-source both in top 5 | FAD | s per clip |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for guidance, steps in itertools.product(args.guidance, args.steps):
+        audio, per_clip = generate(pipe, [p for p, _ in single], args.seconds, steps, guidance, args.seed)
+        pair_audio, _ = generate(
+            pipe, [p for p, _, _ in TWO_SOURCE_PROMPTS], args.seconds, steps, guidance, args.seed + 10_000
+        )
+        out = alignment(clap, single, audio, list(TWO_SOURCE_PROMPTS), pair_audio, classes)
+        fad = frechet_distance(embed_clips(clap, [torch.as_tensor(a) for a in audio]).numpy(), ref_emb)
+        row = {"guidance": guidance, "steps": steps, "fad": fad, "seconds_per_clip": per_clip, **out}
+        rows.append(row)
+        print(
+            f"| {guidance:g} | {steps} | {out['single_top1']:.1%} | {out['single_top5']:.1%} | "
+            f"{out['pair_both_top5']:.0%} | {fad:.3f} | {per_clip:.2f} |",
+            flush=True,
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
