@@ -1,0 +1,58 @@
+"""The shipped default model (checkpoints/): `TTAPipeline.from_pretrained()` and `tta generate` with no model
+argument load it offline and generate audio; the folder is what the model card says it is."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tta.cli import main
+from tta.paths import REPO_ROOT
+
+SHIPPED = REPO_ROOT / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from tta.pipeline import TTAPipeline
+
+    return TTAPipeline.from_pretrained()
+
+
+def test_default_pipeline_generates_offline(pipe, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    kw = dict(audio_length_in_s=1.5, num_inference_steps=4, progress=False)
+    a = pipe("a dog barking in the rain", seed=3, **kw).audios[0]
+    b = pipe("a dog barking in the rain", seed=3, **kw).audios[0]
+    c = pipe("a dog barking in the rain", seed=4, **kw).audios[0]
+    assert a.shape == (24000,) and np.isfinite(a).all()
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    rms = float(np.sqrt(np.mean(a**2)))
+    assert 1e-3 < rms and np.abs(a).max() <= 1.0  # audible, not clipped
+
+
+def test_default_model_folder_matches_the_model_card():
+    index = json.loads((SHIPPED / "model_index.json").read_text())
+    assert index["_class_name"] == "TTAPipeline" and index["clap"][1] == "minilm-mel"
+    scheduler = json.loads((SHIPPED / "scheduler" / "scheduler_config.json").read_text())
+    assert scheduler["prediction_type"] == "v_prediction"
+    weights = [p for p in SHIPPED.rglob("*") if p.suffix in (".bin", ".ckpt", ".pt", ".pth")]
+    assert not weights  # safetensors only
+    size = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
+    assert size < 150 * 2**20
+    assert (SHIPPED / "README.md").is_file()
+
+
+def test_cli_generate_without_a_model_argument(tmp_path, capsys):
+    out = tmp_path / "dog.wav"
+    assert (
+        main(["generate", "dog barking in rain", "-o", str(out), "--steps", "3", "--duration", "1", "--no-progress"])
+        == 0
+    )
+    wav, sr = sf.read(str(out), dtype="float32")
+    assert sr == 16000 and wav.shape == (16000,)
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["model"] and meta["model_hash"]
