@@ -220,6 +220,11 @@ def save_components(
         vae.save_pretrained(str(tmp / "vae"), safe_serialization=True)
         vocoder.save_pretrained(str(tmp / "vocoder"), safe_serialization=True)
         clap.save_pretrained(tmp / "clap")
+        for sub in ("unet", "vae", "vocoder"):  # where a loaded module came from is not part of the model
+            config_file = tmp / sub / "config.json"
+            config = json.loads(config_file.read_text())
+            if config.pop("_name_or_path", None) is not None:
+                config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         (tmp / "scheduler").mkdir()
         (tmp / SCHEDULER_CONFIG).write_text(json.dumps(scheduler_config, indent=2, sort_keys=True) + "\n")
         index = {

@@ -118,6 +118,8 @@ def test_trains_evaluates_and_exports_a_pipeline_folder(tmp_path, corpus, compon
     assert np.isfinite(metrics["val_mse"]) and 0.0 <= metrics["gen_top1"] <= 1.0
     pipe = TTAPipeline.from_pretrained(tmp_path / "model")
     assert pipe.scheduler_config["prediction_type"] == "v_prediction"
+    for sub in ("unet", "vae", "vocoder"):  # no path of the machine it was trained on
+        assert "_name_or_path" not in (tmp_path / "model" / sub / "config.json").read_text()
     ema = trainer.unwrapped_model  # export holds the EMA weights
     with trainer.ema.swapped_into(ema):
         for name, p in pipe.unet.state_dict().items():
