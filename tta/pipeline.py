@@ -1,4 +1,4 @@
-"""``TTAPipeline``: text -> CLAP embedding -> guided latent diffusion -> VAE -> HiFi-GAN -> waveform.
+"""``TTAPipeline``: text -> CLAP embedding -> guided latent diffusion -> VAE -> vocoder -> waveform.
 
 The one place the generation steps run in order. The CLI, the demo and the evaluator call it; samplers live in
 :mod:`tta.sampling.schedulers`, guidance in :mod:`tta.sampling.guidance`, the loop in :mod:`tta.sampling.loop`,
@@ -113,7 +113,8 @@ class TTAPipeline:
     Args:
         unet: diffusers ``UNet2DConditionModel`` conditioned on CLAP embeddings through ``class_labels``.
         vae: diffusers ``AutoencoderKL`` over log-mels [B, 1, T, n_mels].
-        vocoder: transformers ``SpeechT5HifiGan``, log-mel [B, T, n_mels] -> waveform [B, T * hop].
+        vocoder: log-mel [B, T, n_mels] -> waveform [B, T * hop]: transformers' ``SpeechT5HifiGan`` or tta's
+            ``ISTFTVocoder``.
         clap: a :class:`ClapEncoder` giving the conditioning text embeddings (``pipe.clap``).
         scheduler_config: the noise schedule (a diffusers scheduler config) the UNet was trained with.
         reranker: optional CLAP used for ``num_candidates > 1`` (default: ``clap`` when it has an audio tower).
