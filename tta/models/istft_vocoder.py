@@ -200,15 +200,23 @@ class ISTFTVocoder(PreTrainedModel):
 
     def integrate_phase(self, deviation: torch.Tensor) -> torch.Tensor:
         """Phase-advance deviations [B, bins, T] -> phases [B, bins, T]: the running sum over frames of each
-        bin's centre-frequency advance plus the deviation (from ``initial_phase`` at frame 0), wrapped to [-pi, pi) (summed in float64)."""
+        bin's centre-frequency advance plus the deviation (from ``initial_phase`` at frame 0), wrapped to
+        [-pi, pi) (summed in float64)."""
         bins = deviation.shape[1]
         k = torch.arange(bins, device=deviation.device, dtype=torch.float64)
         advance = (2 * torch.pi * self.config.hop_length / self.config.n_fft) * k  # radians per frame
-        step = torch.remainder(advance[None, :, None] + deviation.double() + torch.pi, 2 * torch.pi) - torch.pi
+        step = _wrap(advance[None, :, None] + deviation.double())
+        return _wrap(self.running_phase(step)).float()
+
+    def running_phase(self, advance: torch.Tensor) -> torch.Tensor:
+        """Per-frame phase advances [B, bins, T] (float64) -> their running sum over frames, starting from
+        ``initial_phase`` (zero, or a fixed pseudo-random phase per bin)."""
         if self.config.initial_phase == "scrambled":
+            bins = advance.shape[1]
             start = torch.rand(bins, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-            step = torch.cat([step[..., :1] + 2 * torch.pi * start.to(step.device)[None, :, None], step[..., 1:]], -1)
-        return (torch.remainder(torch.cumsum(step, dim=-1) + torch.pi, 2 * torch.pi) - torch.pi).float()
+            first = advance[..., :1] + 2 * torch.pi * start.to(advance.device)[None, :, None]
+            advance = torch.cat([first, advance[..., 1:]], -1)
+        return torch.cumsum(advance, dim=-1)
 
     def locked_phase(self, log_magnitude: torch.Tensor, deviation: torch.Tensor) -> torch.Tensor:
         """Identity-phase-locked phases [B, bins, T] from log magnitudes and per-bin deviations (see the config's
@@ -232,14 +240,8 @@ class ISTFTVocoder(PreTrainedModel):
             offset = torch.where(curvature < -1e-6, 0.5 * (a - c) / curvature.clamp(max=-1e-6), 0.0).clamp(-0.5, 0.5)
         rate = 2 * torch.pi * cfg.hop_length / cfg.n_fft
         advance = rate * (peak.double() + offset.double()) + deviation.double().gather(1, peak)
-        if cfg.initial_phase == "scrambled":
-            start = torch.rand(bins, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-            advance = torch.cat(
-                [advance[..., :1] + 2 * torch.pi * start.to(m.device)[None, :, None], advance[..., 1:]], -1
-            )
-        running = torch.cumsum(advance, dim=-1)  # each bin's running phase at its own region's rates
-        phase = running.gather(1, peak) + torch.pi * (k - peak).double()
-        return (torch.remainder(phase + torch.pi, 2 * torch.pi) - torch.pi).float()
+        running = self.running_phase(advance)  # each bin's running phase at its own region's rates
+        return _wrap(running.gather(1, peak) + torch.pi * (k - peak).double()).float()
 
     def synthesize(self, log_magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         """STFT frames [B, n_fft / 2 + 1, T] (natural-log magnitude, phase in radians) -> waveform [B, T * hop].
@@ -258,3 +260,8 @@ class ISTFTVocoder(PreTrainedModel):
             center=True,
             length=spec.shape[-1] * self.config.hop_length,
         )
+
+
+def _wrap(phase: torch.Tensor) -> torch.Tensor:
+    """Phases wrapped to [-pi, pi)."""
+    return torch.remainder(phase + torch.pi, 2 * torch.pi) - torch.pi
