@@ -14,6 +14,7 @@ from tta.evaluation.generation import (
     alignment,
     evaluate_text_to_audio,
     noise_baseline,
+    real_clip_alignment,
     single_source_prompts,
 )
 from tta.models.clap.base import ClapEncoder
@@ -67,6 +68,17 @@ def test_alignment_counts_hits_against_known_answers():
     assert out["pair_both_top5"] == 1.0 and out["pair_clips"] == 2
 
 
+def test_real_clip_ceiling_scores_single_label_clips_only():
+    def item(*labels):
+        return {"audio": torch.from_numpy(clip(*labels)), "labels": list(labels)}
+
+    items = [item("dog barking"), item("rain"), item("wind"), item("dog barking", "rain")]
+    assert real_clip_alignment(KnownClap(), items, CLASSES_3) == 1.0
+    items[2]["audio"] = torch.from_numpy(clip("rain"))  # labelled wind, sounds like rain
+    assert real_clip_alignment(KnownClap(), items, CLASSES_3) == pytest.approx(2 / 3)
+    assert np.isnan(real_clip_alignment(KnownClap(), items[3:], CLASSES_3))
+
+
 def test_prompt_sets_cover_the_classes_and_name_real_pairs():
     single = single_source_prompts(CLASSES)
     assert [c for _, c in single] == list(CLASSES)
@@ -110,3 +122,17 @@ def test_end_to_end_on_a_tiny_model(tmp_path, tta_model_dir):
     for key in ("fad", "fad_floor_real_vs_real", "fad_baseline_noise"):
         assert np.isfinite(out[key]) and out[key] >= 0
     assert out["settings"]["steps"] == 2 and out["seconds_per_clip"] > 0
+    assert 0.0 <= out["real_single_top1"] <= 1.0
+
+
+def test_generate_with_candidates_keeps_one_clip_per_prompt_and_seeds_apart(tta_model_dir):
+    from tta.evaluation.generation import generate
+    from tta.pipeline import TTAPipeline
+
+    pipe = TTAPipeline.from_pretrained(tta_model_dir)
+    plain, _ = generate(pipe, ["rain", "wind"], 0.3, 2, 2.0, seed=5)
+    again, _ = generate(pipe, ["rain", "wind"], 0.3, 2, 2.0, seed=5, batch=1)
+    np.testing.assert_allclose(plain[1], again[1], atol=1e-5)  # seeds are per prompt, not per batch
+    best, _ = generate(pipe, ["rain", "wind"], 0.3, 2, 2.0, seed=5, num_candidates=3)
+    assert len(best) == 2 and best[0].shape == plain[0].shape
+    assert not np.allclose(best[0], plain[0])  # candidates 15-17, none of them seed 5

@@ -116,6 +116,7 @@ def test_trains_evaluates_and_exports_a_pipeline_folder(tmp_path, corpus, compon
     trainer = ldm_trainer(tmp_path / "run", corpus, components, export_dir=tmp_path / "model", latent_cache_slots=1)
     metrics = trainer.fit()
     assert np.isfinite(metrics["val_mse"]) and 0.0 <= metrics["gen_top1"] <= 1.0
+    assert {f"cond_gain_t{t}" for t in trainer.eval_timesteps} <= set(metrics)
     pipe = TTAPipeline.from_pretrained(tmp_path / "model")
     assert pipe.scheduler_config["prediction_type"] == "v_prediction"
     for sub in ("unet", "vae", "vocoder"):  # no path of the machine it was trained on
@@ -198,3 +199,14 @@ def test_prompt_class_needs_exactly_one_whole_word_class():
     assert prompt_class("a train passing", classes) == "train"
     assert prompt_class("a dog barking in the rain", classes) is None  # two sources
     assert prompt_class("a cat", classes) is None
+
+
+def test_condition_gain_is_zero_exactly_when_the_unet_ignores_its_condition(tmp_path, corpus, components):
+    trainer = ldm_trainer(tmp_path / "run", corpus, components, eval_prompts=[], eval_timesteps=[100, 900])
+    trainer.setup()
+    gains = [v for k, v in trainer.evaluate().items() if k.startswith("cond_gain_t")]
+    assert len(gains) == 2 and any(abs(g) > 1e-6 for g in gains)
+    with torch.no_grad():  # the class embedding is the only path of the condition into the UNet
+        for p in trainer.unwrapped_model.class_embedding.parameters():
+            p.zero_()
+    assert all(v == 0.0 for k, v in trainer.evaluate().items() if k.startswith("cond_gain_t"))

@@ -306,12 +306,16 @@ class LdmTrainer(AudioStageTrainer):
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Held-out denoising loss at fixed timesteps and noise (conditioned on each clip's CLAP audio embedding;
-        lower is better), and generations of ``eval_prompts``: audio and mels to TensorBoard, and the share
-        whose prompt's class the CLAP ranks first among the corpus classes."""
+        lower is better); per timestep, how much the condition lowers it against the unconditional (empty
+        text) prediction (``cond_gain_t{t}``: about 0 for a UNet that ignores its condition there); and
+        generations of ``eval_prompts``: audio and mels to TensorBoard, and the share whose prompt's class the
+        CLAP ranks first among the corpus classes."""
         device = self.accelerator.device
         out: dict[str, float] = {}
         g = torch.Generator().manual_seed(self.seed)
         losses = []
+        gains: dict[int, list[float]] = {t: [] for t in self.eval_timesteps}
+        null = self.null_embedding(device)
         for wav in self.evaluation_audio():
             n = wav.numel() // (self.hop * self.frames_multiple) * (self.hop * self.frames_multiple)
             if n == 0:
@@ -322,9 +326,13 @@ class LdmTrainer(AudioStageTrainer):
             for t in self.eval_timesteps:
                 noise = torch.randn(z0.shape, generator=g).to(device)
                 tt = torch.full((1,), t, device=device, dtype=torch.long)
-                losses.append(float(self.diffusion_loss(z0, cond, noise, tt, reduce=False)[0]))
+                mse = float(self.diffusion_loss(z0, cond, noise, tt, reduce=False)[0])
+                losses.append(mse)
+                gains[t].append(float(self.diffusion_loss(z0, null, noise, tt, reduce=False)[0]) - mse)
         if losses:
             out["val_mse"] = sum(losses) / len(losses)
+            for t, v in gains.items():
+                out[f"cond_gain_t{t}"] = sum(v) / len(v)
         if self.eval_prompts and self.accelerator.is_main_process:
             out.update(self.evaluate_generation())
         return out
