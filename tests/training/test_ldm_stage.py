@@ -143,6 +143,39 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, corpus, components):
         torch.testing.assert_close(p, q, rtol=0, atol=0, msg=name)
 
 
+def test_condition_scale_speeds_up_the_clap_projection_and_resumes_a_one_group_run(tmp_path, corpus, components):
+    base = ldm_trainer(tmp_path / "fresh1", corpus, components)
+    base.setup()
+    scaled = ldm_trainer(tmp_path / "fresh4", corpus, components, condition_scale=4.0)
+    scaled.setup()  # same seed: the same initial weights, the projection 4x
+    w1, w4 = (t.unwrapped_model.class_embedding.weight for t in (base, scaled))
+    torch.testing.assert_close(w4, 4 * w1)
+    lrs = [g["initial_lr"] for g in scaled.optimizer.param_groups]
+    assert lrs == [pytest.approx(1e-3), pytest.approx(4e-3)] and len(scaled.optimizer.param_groups[1]["params"]) == 1
+
+    # a run trained with one group resumes with the projection in its own group: Adam's moments follow the names
+    first = ldm_trainer(tmp_path / "run", corpus, components, max_steps=2)
+    first.fit()
+    moments = {n: first.optimizer.state[p]["exp_avg"].clone() for n, p in first.unwrapped_model.named_parameters()}
+    lr_before = first.optimizer.param_groups[0]["lr"]
+    resumed = ldm_trainer(tmp_path / "run", corpus, components, condition_scale=4.0)
+    resumed.setup()
+    assert resumed.step == 2
+    groups = resumed.optimizer.param_groups
+    assert groups[0]["lr"] == pytest.approx(lr_before) and groups[1]["lr"] == pytest.approx(4 * lr_before)
+    assert resumed.scheduler.base_lrs == [pytest.approx(1e-3), pytest.approx(4e-3)]
+    for n, p in resumed.unwrapped_model.named_parameters():
+        torch.testing.assert_close(resumed.optimizer.state[p]["exp_avg"], moments[n], msg=n)
+    again = ldm_trainer(tmp_path / "run", corpus, components, condition_scale=4.0)
+    again.fit()  # and trains on, saving and reloading the two-group layout
+    assert again.step == 4 and len(again.optimizer.param_groups) == 2
+    last = ldm_trainer(tmp_path / "run", corpus, components, condition_scale=4.0, max_steps=5)
+    last.fit()
+    assert last.step == 5
+    with pytest.raises(InputError, match="condition_scale"):
+        ldm_trainer(tmp_path / "bad", corpus, components, condition_scale=0)
+
+
 def test_latent_cache_is_reused_rebuilt_when_stale_and_cycles(tmp_path, corpus, components, capsys):
     trainer = ldm_trainer(tmp_path / "run", corpus, components, latent_cache_slots=2)
     data = trainer.build_train_data()

@@ -124,3 +124,39 @@ def load_checkpoint(folder: str | os.PathLike) -> dict:
     except (OSError, json.JSONDecodeError) as err:
         raise ModelLoadError(f"corrupt or missing checkpoint file {meta_file}: {err}") from err
     return out
+
+
+def optimizer_param_names(optimizer, model) -> list[list[str]]:
+    """The names (``model.named_parameters()``) of each optimizer group's parameters, in order."""
+    name_of = {id(p): n for n, p in model.named_parameters()}
+    return [[name_of[id(p)] for p in group["params"]] for group in optimizer.param_groups]
+
+
+def regroup_optimizer_state(saved: dict, saved_names: list[list[str]], current: list[dict], names: list[list[str]]):
+    """Re-key an optimizer ``state_dict`` saved with one grouping of the parameters for another one (e.g. a run
+    resumed after a parameter got its own learning rate), matching parameters by name.
+
+    Per-parameter state (Adam's moments and step) is kept; each group takes its current hyperparameters
+    (``current``: the new optimizer's ``param_groups``) at the saved point of the schedule (its ``initial_lr``
+    times the saved lr / initial_lr). Parameters the saved state does not have start fresh.
+    """
+    by_name = {}
+    for group, group_names in zip(saved["param_groups"], saved_names):
+        if len(group["params"]) != len(group_names):
+            raise ValueError("saved optimizer groups and parameter names differ in length")
+        for index, name in zip(group["params"], group_names):
+            if index in saved["state"]:
+                by_name[name] = saved["state"][index]
+    first = saved["param_groups"][0]
+    ratio = first["lr"] / first.get("initial_lr", first["lr"]) if first.get("initial_lr", first["lr"]) else 1.0
+    state, groups, start = {}, [], 0
+    for group, group_names in zip(current, names):
+        new = {k: v for k, v in group.items() if k != "params"}
+        new["lr"] = new.get("initial_lr", new["lr"]) * ratio
+        new["params"] = list(range(start, start + len(group_names)))
+        for index, name in zip(new["params"], group_names):
+            if name in by_name:
+                state[index] = by_name[name]
+        groups.append(new)
+        start += len(group_names)
+    return {"state": state, "param_groups": groups}

@@ -17,9 +17,18 @@ encoded once and cycled through (:mod:`tta.training.latent_cache`); 0 encodes ev
 Objective: ``prediction_type="v_prediction"`` by default (Salimans & Ho 2022, "Progressive Distillation for Fast
 Sampling of Diffusion Models"): the target has unit variance at every noise level, so the loss is balanced
 across timesteps, and the model stays accurate at the high-noise end, which few-step samplers (DPM-Solver++
-at 10-25 steps) visit with large strides. ``"epsilon"`` (AudioLDM's choice) is available. The loss is weighted by
-min-SNR-gamma (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting Strategy"), which they
-report converges several times faster; ``min_snr_gamma=None`` gives the plain MSE.
+at 10-25 steps) visit with large strides. ``"epsilon"`` (AudioLDM's choice) is available. ``min_snr_gamma``
+weights the loss by min-SNR-gamma (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting
+Strategy"); for v-prediction that weight is min(SNR, gamma) / (SNR + 1), which under AudioLDM's schedule gives
+the noisier half of the timesteps (SNR < 0.13) about 5% of the total: the steps where the sound's class is
+decided barely trained, and our first default model ignored its condition there. The default is the plain v-MSE.
+
+*Condition scale.* The CLAP embedding is L2-normalised: its 512 entries are ~0.044, so the linear projection that
+brings it into the UNet (``class_embedding``) starts with outputs ~6x smaller than the time embedding's, and its
+weights, moved by Adam at the common learning rate, stayed within a few percent of their initial values over
+thousands of steps. ``condition_scale`` s gives that weight s times the learning rate and (in a fresh run)
+s times the initial scale: exactly what feeding it the embedding times s would do (s = sqrt(512) makes the
+entries unit-variance), while the saved UNet takes the plain embedding, as AudioLDM's does.
 
 The export is a complete model folder (UNet + the frozen VAE, vocoder and CLAP + the noise schedule) that
 ``TTAPipeline.from_pretrained`` and ``tta generate --model`` load.
@@ -63,6 +72,10 @@ class LdmTrainer(AudioStageTrainer):
         cond_drop_prob: share of crops trained unconditionally (the empty text's embedding).
         text_cond_prob: share of crops conditioned on their caption's text embedding instead of their audio's.
         min_snr_gamma: min-SNR-gamma loss weighting, or None for none.
+        condition_scale: the CLAP embedding's projection (``class_embedding``) learns this many times faster than
+            the rest (its own learning rate) and, in a fresh run, starts this many times larger: the same as
+            feeding it the embedding times ``condition_scale``, while the saved UNet still takes the plain
+            embedding (as AudioLDM's). See the module docstring.
         eval_prompts: prompts generated at each evaluation (audio and mels to TensorBoard; the CLAP ranks their
             classes when they are corpus classes).
         eval_steps, eval_guidance, eval_seconds_generated: sampling settings of those generations.
@@ -83,6 +96,7 @@ class LdmTrainer(AudioStageTrainer):
         cond_drop_prob: float = 0.1,
         text_cond_prob: float = 0.0,
         min_snr_gamma: float | None = 5.0,
+        condition_scale: float = 1.0,
         eval_prompts: list[str] | tuple[str, ...] = DEFAULT_EVAL_PROMPTS,
         eval_steps: int = 20,
         eval_guidance: float = 3.0,
@@ -107,6 +121,9 @@ class LdmTrainer(AudioStageTrainer):
         self.cond_drop_prob = cond_drop_prob
         self.text_cond_prob = text_cond_prob
         self.min_snr_gamma = min_snr_gamma
+        if not condition_scale > 0:
+            raise InputError(f"condition_scale must be > 0, got {condition_scale}")
+        self.condition_scale = float(condition_scale)
         self.eval_prompts = list(eval_prompts)
         self.eval_steps = eval_steps
         self.eval_guidance = eval_guidance
@@ -185,8 +202,19 @@ class LdmTrainer(AudioStageTrainer):
             )
         from diffusers import UNet2DConditionModel
 
+        with torch.no_grad():
+            unet.class_embedding.weight.mul_(self.condition_scale)
         self.warm_start(unet, lambda folder: UNet2DConditionModel.from_pretrained(str(Path(folder) / "unet")))
         return unet
+
+    def build_optimizer(self, model) -> torch.optim.Optimizer:
+        """AdamW with the CLAP projection's weight in a group of its own at ``condition_scale`` times the lr."""
+        fast = [p for n, p in model.named_parameters() if n == "class_embedding.weight" and p.requires_grad]
+        if self.condition_scale == 1.0 or not fast:
+            return super().build_optimizer(model)
+        rest = [p for n, p in model.named_parameters() if n != "class_embedding.weight" and p.requires_grad]
+        groups = [{"params": rest}, {"params": fast, "lr": self.lr * self.condition_scale}]
+        return torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
 
     def build_train_data(self):
         data = super().build_train_data()

@@ -43,7 +43,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from tta.errors import InputError
-from tta.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from tta.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    optimizer_param_names,
+    regroup_optimizer_state,
+    save_checkpoint,
+)
 from tta.training.ema import EMA
 
 
@@ -404,6 +410,7 @@ class Trainer:
             return None
         training_state = {
             "optimizer": self.optimizer.state_dict(),
+            "optimizer_param_names": optimizer_param_names(self.optimizer, self.unwrapped_model),
             "scheduler": self.scheduler.state_dict(),
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -430,6 +437,29 @@ class Trainer:
             extra_states=extra,
         )
 
+    def load_optimizer_state(self, state: dict) -> None:
+        """The optimizer and scheduler states of a checkpoint; when the parameters are grouped differently now
+        (a checkpoint without names was saved with one group in ``model.parameters()`` order), the saved state
+        is re-keyed by parameter name (:func:`tta.training.checkpoint.regroup_optimizer_state`)."""
+        names = optimizer_param_names(self.optimizer, self.unwrapped_model)
+        saved = state["optimizer"]
+        saved_names = state.get("optimizer_param_names")
+        if saved_names is None and len(saved["param_groups"]) == 1:
+            saved_names = [[n for n, p in self.unwrapped_model.named_parameters() if p.requires_grad]]
+        if saved_names is not None and saved_names != names:
+            saved = regroup_optimizer_state(saved, saved_names, self.optimizer.param_groups, names)
+        self.optimizer.load_state_dict(saved)
+        groups = self.optimizer.param_groups
+        scheduler = dict(state["scheduler"])
+        if len(scheduler.get("base_lrs", ())) != len(groups):  # the schedule's position, for the new groups
+            scheduler.update(
+                base_lrs=[g["initial_lr"] for g in groups],
+                _last_lr=[g["lr"] for g in groups],
+                lr_lambdas=[None] * len(groups),
+            )
+        self.scheduler.load_state_dict(scheduler)
+        self.scheduler.base_lrs = [g["initial_lr"] for g in groups]
+
     def load_latest(self) -> bool:
         """Resume from ``latest`` if there is one; returns whether it did."""
         folder = latest_checkpoint(self.checkpoint_dir)
@@ -440,8 +470,7 @@ class Trainer:
         if self.ema is not None and ckpt["ema"] is not None:
             self.ema.load_state_dict(ckpt["ema"])
         state = ckpt["training_state"]
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.load_optimizer_state(state)
         if self.discriminator is not None:
             disc_state = ckpt["extra"].get("discriminator")
             if disc_state is None or "disc_optimizer" not in state:
