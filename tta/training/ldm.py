@@ -25,8 +25,8 @@ decided barely trained, and our first default model ignored its condition there.
 
 *Condition scale.* The CLAP embedding is L2-normalised: its 512 entries are ~0.044, so the linear projection that
 brings it into the UNet (``class_embedding``) starts with outputs ~6x smaller than the time embedding's, and its
-weights, moved by Adam at the common learning rate, stayed within a few percent of their initial values over
-thousands of steps. ``condition_scale`` s gives that weight s times the learning rate and (in a fresh run)
+weights, moved by Adam at the common learning rate, kept their initial scale (mean |w| 0.022 at initialisation,
+0.024 after 4500 steps of our first default model). ``condition_scale`` s gives that weight s times the learning rate and (in a fresh run)
 s times the initial scale: exactly what feeding it the embedding times s would do (s = sqrt(512) makes the
 entries unit-variance), while the saved UNet takes the plain embedding, as AudioLDM's does.
 
