@@ -26,9 +26,10 @@ decided barely trained, and our first default model ignored its condition there.
 *Condition scale.* The CLAP embedding is L2-normalised: its 512 entries are ~0.044, so the linear projection that
 brings it into the UNet (``class_embedding``) starts with outputs ~6x smaller than the time embedding's, and its
 weights, moved by Adam at the common learning rate, kept their initial scale (mean |w| 0.022 at initialisation,
-0.024 after 4500 steps of our first default model). ``condition_scale`` s gives that weight s times the learning rate and (in a fresh run)
-s times the initial scale: exactly what feeding it the embedding times s would do (s = sqrt(512) makes the
-entries unit-variance), while the saved UNet takes the plain embedding, as AudioLDM's does.
+0.024 after 4500 steps of our first default model). ``condition_scale`` s gives that weight s times the learning
+rate and (in a fresh run) s times the initial scale: exactly what feeding it the embedding times s would do
+(s = sqrt(512) makes the entries unit-variance; ``configs/train/ldm.yaml`` uses it; 1 leaves the projection as
+diffusers builds it), while the saved UNet takes the plain embedding, as AudioLDM's does.
 
 The export is a complete model folder (UNet + the frozen VAE, vocoder and CLAP + the noise schedule) that
 ``TTAPipeline.from_pretrained`` and ``tta generate --model`` load.
@@ -71,7 +72,7 @@ class LdmTrainer(AudioStageTrainer):
             scaled-linear betas 0.0015-0.0195); ``prediction_type`` is set from the argument above.
         cond_drop_prob: share of crops trained unconditionally (the empty text's embedding).
         text_cond_prob: share of crops conditioned on their caption's text embedding instead of their audio's.
-        min_snr_gamma: min-SNR-gamma loss weighting, or None for none.
+        min_snr_gamma: min-SNR-gamma loss weighting, or None (default) for the plain MSE.
         condition_scale: the CLAP embedding's projection (``class_embedding``) learns this many times faster than
             the rest (its own learning rate) and, in a fresh run, starts this many times larger: the same as
             feeding it the embedding times ``condition_scale``, while the saved UNet still takes the plain
@@ -95,7 +96,7 @@ class LdmTrainer(AudioStageTrainer):
         noise_schedule: dict | None = None,
         cond_drop_prob: float = 0.1,
         text_cond_prob: float = 0.0,
-        min_snr_gamma: float | None = 5.0,
+        min_snr_gamma: float | None = None,
         condition_scale: float = 1.0,
         eval_prompts: list[str] | tuple[str, ...] = DEFAULT_EVAL_PROMPTS,
         eval_steps: int = 20,
