@@ -163,7 +163,7 @@ def test_condition_scale_speeds_up_the_clap_projection_and_resumes_a_one_group_r
     assert resumed.step == 2
     groups = resumed.optimizer.param_groups
     assert groups[0]["lr"] == pytest.approx(lr_before) and groups[1]["lr"] == pytest.approx(4 * lr_before)
-    assert resumed.scheduler.base_lrs == [pytest.approx(1e-3), pytest.approx(4e-3)]
+    assert resumed.scheduler.scheduler.base_lrs == [pytest.approx(1e-3), pytest.approx(4e-3)]
     for n, p in resumed.unwrapped_model.named_parameters():
         torch.testing.assert_close(resumed.optimizer.state[p]["exp_avg"], moments[n], msg=n)
     again = ldm_trainer(tmp_path / "run", corpus, components, condition_scale=4.0)

@@ -458,7 +458,6 @@ class Trainer:
                 lr_lambdas=[None] * len(groups),
             )
         self.scheduler.load_state_dict(scheduler)
-        self.scheduler.base_lrs = [g["initial_lr"] for g in groups]
 
     def load_latest(self) -> bool:
         """Resume from ``latest`` if there is one; returns whether it did."""
