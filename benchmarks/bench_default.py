@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from tta.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, TTAPipeline
+from tta.pipeline import TTAPipeline
 
 
 def load(random_unet: bool) -> TTAPipeline:
@@ -72,13 +72,15 @@ def timed(pipe: TTAPipeline) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    parser.add_argument("--steps", type=int, default=None, help="default: the model's")
+    parser.add_argument("--guidance", type=float, default=None, help="default: the model's")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--random-unet", action="store_true", help="a random UNet of the default size")
     args = parser.parse_args()
     pipe = load(args.random_unet)
+    args.steps = pipe.default_steps if args.steps is None else args.steps
+    args.guidance = pipe.default_guidance if args.guidance is None else args.guidance
     params = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
     print(f"model: {pipe.name_or_path or 'random UNet + shipped parts'} (UNet {params:.1f} M parameters)")
     print(f"{args.duration:g} s of audio, {args.steps} steps, guidance {args.guidance}, default sampler")

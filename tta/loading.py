@@ -22,11 +22,11 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tta.errors import ModelLoadError
+from tta.errors import InputError, ModelLoadError
 
 TTA_CLASS_NAME = "TTAPipeline"
 AUDIOLDM_CLASS_NAME = "AudioLDMPipeline"
@@ -59,6 +59,29 @@ class Components:
     clap: Any
     scheduler_config: dict[str, Any]
     source_format: str  # TTA_CLASS_NAME or AUDIOLDM_CLASS_NAME
+    sampling_defaults: dict[str, Any] = field(default_factory=dict)  # model_index.json's "sampling"
+
+
+SAMPLING_KEYS = {"guidance_scale": (float, 0.0, 100.0), "num_inference_steps": (int, 1, 500)}
+
+
+def check_sampling_defaults(defaults: Any, where: str) -> dict[str, Any]:
+    """A model's own sampling defaults (``{"guidance_scale": 4.0, "num_inference_steps": 20}``, either key
+    optional), checked: unknown keys and out-of-range values raise :class:`InputError` naming ``where``."""
+    if not isinstance(defaults, dict):
+        raise InputError(f"{where}: sampling defaults must be a JSON object, got {defaults!r}")
+    checked = {}
+    for key, value in defaults.items():
+        if key not in SAMPLING_KEYS:
+            raise InputError(f"{where}: unknown sampling default {key!r} (known: {', '.join(SAMPLING_KEYS)})")
+        kind, low, high = SAMPLING_KEYS[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+        if not ok or (kind is int and value != int(value)):
+            raise InputError(
+                f"{where}: sampling default {key} must be a {kind.__name__} in [{low}, {high}], got {value!r}"
+            )
+        checked[key] = kind(value)
+    return checked
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -192,9 +215,13 @@ def load_components(folder: str | os.PathLike) -> Components:
             f"{folder / 'text_encoder'}", HFClapText.from_pretrained, folder / "text_encoder", folder / "tokenizer"
         )
     scheduler_config = _read_json(folder / SCHEDULER_CONFIG)
+    try:
+        sampling = check_sampling_defaults(read_model_index(folder).get("sampling", {}), str(folder / INDEX_NAME))
+    except InputError as err:
+        raise ModelLoadError(str(err)) from None
     for module in (unet, vae, vocoder, clap):
         module.eval()
-    return Components(unet, vae, vocoder, clap, scheduler_config, name)
+    return Components(unet, vae, vocoder, clap, scheduler_config, name, sampling)
 
 
 # what a model folder's components are: replaced, not carried over, when a model is saved over another
@@ -204,14 +231,23 @@ REPLACED_ENTRIES = frozenset(
 
 
 def save_components(
-    folder: str | os.PathLike, unet, vae, vocoder, clap, scheduler_config: dict[str, Any], clap_backend: str
+    folder: str | os.PathLike,
+    unet,
+    vae,
+    vocoder,
+    clap,
+    scheduler_config: dict[str, Any],
+    clap_backend: str,
+    sampling_defaults: dict[str, Any] | None = None,
 ) -> Path:
     """Write a tta model folder. It is built in a temporary sibling folder and renamed into place at the end,
     so an interrupted save never leaves a half-written model at ``folder``. Files and folders already in
     ``folder`` that are not model components (a README, generated samples) are carried over; the components
-    of a diffusers layout (``text_encoder/``, ``tokenizer/``) are replaced along with the rest."""
+    of a diffusers layout (``text_encoder/``, ``tokenizer/``) are replaced along with the rest.
+    ``sampling_defaults`` (see :func:`check_sampling_defaults`) go into ``model_index.json`` as ``"sampling"``."""
     from tta import __version__
 
+    sampling = check_sampling_defaults(sampling_defaults or {}, "sampling_defaults")
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
@@ -236,6 +272,8 @@ def save_components(
             "clap": ["tta", clap_backend],
             "scheduler": ["diffusers", scheduler_config.get("_class_name", "DDIMScheduler")],
         }
+        if sampling:
+            index["sampling"] = sampling
         (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
         if folder.is_dir():  # keep what else the folder holds (a model card, samples): copied, never moved
             for entry in folder.iterdir():

@@ -119,6 +119,8 @@ class TTAPipeline:
         scheduler_config: the noise schedule (a diffusers scheduler config) the UNet was trained with.
         reranker: optional CLAP used for ``num_candidates > 1`` (default: ``clap`` when it has an audio tower).
         name_or_path: where the model came from (recorded in sidecars).
+        sampling_defaults: the model's own defaults for ``guidance_scale`` and ``num_inference_steps`` (the
+            ``"sampling"`` entry of its ``model_index.json``), used when a call leaves them out.
     """
 
     def __init__(
@@ -130,7 +132,10 @@ class TTAPipeline:
         scheduler_config: dict[str, Any],
         reranker: ClapEncoder | None = None,
         name_or_path: str | None = None,
+        sampling_defaults: dict[str, Any] | None = None,
     ):
+        from tta.loading import check_sampling_defaults
+
         self.unet = unet
         self.vae = vae
         self.vocoder = vocoder
@@ -138,6 +143,7 @@ class TTAPipeline:
         self.scheduler_config = dict(scheduler_config)
         self.reranker = reranker
         self.name_or_path = name_or_path
+        self.sampling_defaults = check_sampling_defaults(sampling_defaults or {}, "sampling_defaults")
         self._model_hash: str | None = None
         self._fast = False
 
@@ -177,7 +183,15 @@ class TTAPipeline:
         else:
             folder = Path(path).expanduser().resolve()
         parts = load_components(folder)
-        pipe = cls(parts.unet, parts.vae, parts.vocoder, parts.clap, parts.scheduler_config, name_or_path=str(folder))
+        pipe = cls(
+            parts.unet,
+            parts.vae,
+            parts.vocoder,
+            parts.clap,
+            parts.scheduler_config,
+            name_or_path=str(folder),
+            sampling_defaults=parts.sampling_defaults,
+        )
         pipe.to(device, torch_dtype)
         if fast:
             pipe.enable_fast_inference()
@@ -199,6 +213,7 @@ class TTAPipeline:
                 self.clap,
                 self.scheduler_config,
                 _clap_backend_name(self.clap),
+                self.sampling_defaults,
             )
         finally:
             if self._fast:
@@ -240,6 +255,16 @@ class TTAPipeline:
         return next(self.unet.parameters()).device
 
     @property
+    def default_steps(self) -> int:
+        """Sampler steps when a call gives none: the model's own default, else :data:`DEFAULT_STEPS`."""
+        return int(self.sampling_defaults.get("num_inference_steps", DEFAULT_STEPS))
+
+    @property
+    def default_guidance(self) -> float:
+        """Guidance scale when a call gives none: the model's own default, else :data:`DEFAULT_GUIDANCE`."""
+        return float(self.sampling_defaults.get("guidance_scale", DEFAULT_GUIDANCE))
+
+    @property
     def sample_rate(self) -> int:
         return int(self.vocoder.config.sampling_rate)
 
@@ -278,8 +303,8 @@ class TTAPipeline:
         self,
         prompt: str | list[str],
         audio_length_in_s: float = DEFAULT_DURATION_S,
-        num_inference_steps: int = DEFAULT_STEPS,
-        guidance_scale: float = DEFAULT_GUIDANCE,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         negative_prompt: str | list[str] | None = None,
         num_waveforms_per_prompt: int = 1,
         num_candidates: int = 1,
@@ -297,8 +322,10 @@ class TTAPipeline:
             prompt: a text or a list of B texts.
             audio_length_in_s: duration in seconds, > 0 and at most :data:`tta.sampling.MAX_DURATION_S`; any
                 value works (latents are padded to what the UNet needs and the audio trimmed back).
-            num_inference_steps: sampler steps (DPM-Solver++ is good at 10-25).
-            guidance_scale: classifier-free guidance scale; on when > 1.
+            num_inference_steps: sampler steps (DPM-Solver++ is good at 10-25); default the model's
+                (:attr:`sampling_defaults`), else :data:`DEFAULT_STEPS`.
+            guidance_scale: classifier-free guidance scale, on when > 1; default the model's, else
+                :data:`DEFAULT_GUIDANCE`.
             negative_prompt: text(s) to steer away from (one, or one per prompt); default the empty text.
             num_waveforms_per_prompt: waveforms kept per prompt.
             num_candidates: generate this many candidates per kept waveform and keep the one whose CLAP
@@ -371,8 +398,8 @@ class TTAPipeline:
         region: EditRegion | None = None,
         feather_s: float = 0.05,
         negative_prompt: str | None = None,
-        num_inference_steps: int = DEFAULT_STEPS,
-        guidance_scale: float = DEFAULT_GUIDANCE,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         num_waveforms: int = 1,
         sampler: str | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -557,7 +584,9 @@ class TTAPipeline:
     def _check_sampling(
         self, num_inference_steps: Any, guidance_scale: Any, sampler: str | None, output_type: str
     ) -> tuple[int, float, Any]:
-        """Checked steps and guidance, and a fresh scheduler for ``sampler``."""
+        """Checked steps and guidance (None: the model's default), and a fresh scheduler for ``sampler``."""
+        num_inference_steps = self.default_steps if num_inference_steps is None else num_inference_steps
+        guidance_scale = self.default_guidance if guidance_scale is None else guidance_scale
         steps = _check_positive_int(num_inference_steps, "num_inference_steps")
         try:
             guidance_scale = float(guidance_scale)

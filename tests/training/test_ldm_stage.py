@@ -113,12 +113,20 @@ def test_conditions_mix_audio_text_and_the_empty_text(tmp_path, corpus, componen
 def test_trains_evaluates_and_exports_a_pipeline_folder(tmp_path, corpus, components):
     from tta.pipeline import TTAPipeline
 
-    trainer = ldm_trainer(tmp_path / "run", corpus, components, export_dir=tmp_path / "model", latent_cache_slots=1)
+    trainer = ldm_trainer(
+        tmp_path / "run",
+        corpus,
+        components,
+        export_dir=tmp_path / "model",
+        latent_cache_slots=1,
+        sampling_defaults={"guidance_scale": 4.0},
+    )
     metrics = trainer.fit()
     assert np.isfinite(metrics["val_mse"]) and 0.0 <= metrics["gen_top1"] <= 1.0
     assert {f"cond_gain_t{t}" for t in trainer.eval_timesteps} <= set(metrics)
     pipe = TTAPipeline.from_pretrained(tmp_path / "model")
     assert pipe.scheduler_config["prediction_type"] == "v_prediction"
+    assert pipe.sampling_defaults == {"guidance_scale": 4.0} and pipe.default_guidance == 4.0
     for sub in ("unet", "vae", "vocoder"):  # no path of the machine it was trained on
         assert "_name_or_path" not in (tmp_path / "model" / sub / "config.json").read_text()
     ema = trainer.unwrapped_model  # export holds the EMA weights

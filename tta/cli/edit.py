@@ -35,8 +35,12 @@ def register(subparsers) -> None:
     common.add_argument("input", type=Path, metavar="IN", help="the audio to edit (wav/flac/ogg/mp3, 0.1-60 s)")
     common.add_argument("-o", "--output", default=None, help="a .wav file or a folder (default: outputs/)")
     common.add_argument("--negative", default=None, help="negative prompt")
-    common.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler steps at strength 1 (%(default)s)")
-    common.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="guidance scale (%(default)s)")
+    common.add_argument(
+        "--steps", type=int, default=None, help=f"sampler steps at strength 1 (the model's, else {DEFAULT_STEPS})"
+    )
+    common.add_argument(
+        "--guidance", type=float, default=None, help=f"guidance scale (the model's, else {DEFAULT_GUIDANCE})"
+    )
     common.add_argument("--seed", type=int, default=None, help="seed (default: random, recorded in the sidecar)")
     common.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"one of {', '.join(SAMPLERS)} (%(default)s)")
     common.add_argument("--model", default=None, help="a tta or diffusers AudioLDM folder (default: checkpoints/)")
@@ -97,9 +101,9 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError("empty or whitespace prompt")
     if not 0.0 <= args.strength <= 1.0:
         raise InputError(f"--strength must be between 0 and 1, got {args.strength}")
-    if not 1 <= args.steps <= MAX_STEPS:
+    if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:
         raise InputError(f"--steps must be between 1 and {MAX_STEPS}, got {args.steps}")
-    if not math.isfinite(args.guidance):
+    if args.guidance is not None and not math.isfinite(args.guidance):
         raise InputError(f"--guidance must be a finite number, got {args.guidance}")
     if args.seed is not None and not 0 <= args.seed < 2**62:
         raise InputError(f"--seed must be in [0, 2**62), got {args.seed}")
@@ -147,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
 
     transformers_logging.disable_progress_bar()
     pipe = TTAPipeline.from_pretrained(args.model, device=args.device)
+    args.steps = pipe.default_steps if args.steps is None else args.steps  # the sidecar records what ran
+    args.guidance = pipe.default_guidance if args.guidance is None else args.guidance
     common = {
         "negative_prompt": args.negative,
         "num_inference_steps": args.steps,

@@ -57,8 +57,12 @@ def register(subparsers) -> None:
     p.add_argument(
         "--duration", type=float, default=DEFAULT_DURATION_S, help=f"seconds, > 0 and <= {MAX_DURATION_S:g}"
     )
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler steps, 1-500 (default %(default)s)")
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="guidance scale (default %(default)s)")
+    p.add_argument(
+        "--steps", type=int, default=None, help=f"sampler steps, 1-500 (default: the model's, else {DEFAULT_STEPS})"
+    )
+    p.add_argument(
+        "--guidance", type=float, default=None, help=f"guidance scale (default: the model's, else {DEFAULT_GUIDANCE})"
+    )
     p.add_argument("--negative", default=None, help="negative prompt applied to every prompt")
     p.add_argument("--seed", type=int, default=None, help="base seed (default: random, recorded in the sidecars)")
     p.add_argument("--candidates", type=int, default=1, help="generate N per output, keep the best by CLAP score")
@@ -125,9 +129,9 @@ def check_args(args: argparse.Namespace) -> None:
     from tta.sampling.shapes import check_duration
 
     check_duration(args.duration)
-    if not 1 <= args.steps <= MAX_STEPS:
+    if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:
         raise InputError(f"--steps must be between 1 and {MAX_STEPS}, got {args.steps}")
-    if not math.isfinite(args.guidance):
+    if args.guidance is not None and not math.isfinite(args.guidance):
         raise InputError(f"--guidance must be a finite number, got {args.guidance}")
     if args.candidates < 1:
         raise InputError(f"--candidates must be >= 1, got {args.candidates}")
@@ -294,6 +298,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             f"model {args.model} (hash {pipe.model_hash}) is not the one in the sidecar ({meta['model_hash']})"
         )
+    args.steps = pipe.default_steps if args.steps is None else args.steps  # the sidecar records what ran
+    args.guidance = pipe.default_guidance if args.guidance is None else args.guidance
 
     common = {
         "audio_length_in_s": args.duration,

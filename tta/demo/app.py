@@ -56,13 +56,15 @@ def build_demo(
         models: model folders for the dropdown (default: :func:`tta.demo.list_models`); the first is selected.
         cache: where pipelines are loaded and kept (default: a new CPU cache).
     """
-    from tta.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, MAX_STEPS, SUPER_RESOLUTION_PROMPT
+    from tta.demo.models import sampling_defaults
+    from tta.pipeline import MAX_STEPS, SUPER_RESOLUTION_PROMPT
 
     gr = _gradio()
     models = list_models() if models is None else list(models)
     cache = cache or ModelCache()
     gen = functools.partial(run_generate, max_duration_s=max_duration_s)
     default = models[0] if models else None
+    default_steps, default_guidance = sampling_defaults(default)
     with gr.Blocks(title="tta: text to audio") as demo:
         gr.Markdown("# tta: text-to-audio\nGenerate audio from text, or edit a recording you upload.")
         if not models:
@@ -74,10 +76,11 @@ def build_demo(
             model = gr.Dropdown(models, value=models[0] if models else None, label="Model folder")
             negative = gr.Textbox(label="Negative prompt", placeholder="low quality, noise")
         with gr.Row():
-            steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="steps")
-            guidance = gr.Slider(0, 10, value=DEFAULT_GUIDANCE, step=0.1, label="Guidance")
+            steps = gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Steps", elem_id="steps")
+            guidance = gr.Slider(0, 10, value=default_guidance, step=0.1, label="Guidance", elem_id="guidance")
             seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
         shared = [negative, steps, guidance, seed]
+        model.change(lambda folder: sampling_defaults(folder or default), [model], [steps, guidance])
 
         with gr.Tabs():
             with gr.Tab("Generate"):

@@ -32,6 +32,22 @@ def list_models(extra: list[str | Path] = (), root: str | Path | None = None) ->
     return out
 
 
+def sampling_defaults(folder: str | Path | None) -> tuple[int, float]:
+    """(steps, guidance) a model folder asks for (its ``model_index.json``), read without loading the model;
+    the pipeline's general defaults for no folder or one that has none (a broken folder errors at load time)."""
+    from tta.errors import TTAError
+    from tta.loading import check_sampling_defaults, read_model_index
+    from tta.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
+    own: dict = {}
+    if folder:
+        try:
+            own = check_sampling_defaults(read_model_index(folder).get("sampling", {}), str(folder))
+        except TTAError:
+            own = {}
+    return int(own.get("num_inference_steps", DEFAULT_STEPS)), float(own.get("guidance_scale", DEFAULT_GUIDANCE))
+
+
 class ModelCache:
     """Loads a :class:`~tta.pipeline.TTAPipeline` on first use and keeps it; asking for another folder drops the
     previous one first, so memory holds one model. Thread-safe (Gradio runs handlers in threads)."""

@@ -190,10 +190,9 @@ def evaluate_text_to_audio(
     from tta.data.captions import CLASSES
     from tta.evaluation.clap_zero_shot import load_split
     from tta.models.clap import load_clap
-    from tta.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
-    steps = DEFAULT_STEPS if steps is None else steps
-    guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+    steps = pipe.default_steps if steps is None else steps
+    guidance = pipe.default_guidance if guidance is None else guidance
     clap = load_clap() if clap is None else clap
     classes = list(CLASSES)
     single = single_source_prompts(classes)

@@ -83,6 +83,8 @@ class LdmTrainer(AudioStageTrainer):
         eval_timesteps: timesteps of the held-out denoising loss (fixed noise, so the figure is comparable
             across evaluations).
         latent_cache_slots: epochs of encoded crops to cache and cycle through (0: encode on the fly).
+        sampling_defaults: the exported model's own sampling defaults (``guidance_scale``,
+            ``num_inference_steps``), written to its ``model_index.json``; what a call that gives none uses.
         **kwargs: :class:`AudioStageTrainer` and :class:`Trainer` arguments.
     """
 
@@ -104,6 +106,7 @@ class LdmTrainer(AudioStageTrainer):
         eval_seconds_generated: float = 5.0,
         eval_timesteps: list[int] | tuple[int, ...] = (50, 200, 400, 600, 800, 950),
         latent_cache_slots: int = 0,
+        sampling_defaults: dict | None = None,
         **kwargs,
     ):
         kwargs.setdefault("clip_seconds", 2.56)
@@ -133,6 +136,9 @@ class LdmTrainer(AudioStageTrainer):
         if latent_cache_slots < 0:
             raise InputError(f"latent_cache_slots must be >= 0, got {latent_cache_slots}")
         self.latent_cache_slots = int(latent_cache_slots)
+        from tta.loading import check_sampling_defaults
+
+        self.sampling_defaults = check_sampling_defaults(dict(sampling_defaults or {}), "sampling_defaults")
         self._frozen_built = False
         from tta.models.unet import AUDIOLDM_S_UNET
 
@@ -419,7 +425,14 @@ class LdmTrainer(AudioStageTrainer):
         from tta.pipeline import _clap_backend_name
 
         save_components(
-            folder, model, self.vae, self.vocoder, self.clap, self.noise_schedule, _clap_backend_name(self.clap)
+            folder,
+            model,
+            self.vae,
+            self.vocoder,
+            self.clap,
+            self.noise_schedule,
+            _clap_backend_name(self.clap),
+            self.sampling_defaults,
         )
 
 
