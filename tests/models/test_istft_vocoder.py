@@ -172,3 +172,32 @@ def test_forward_returns_the_log_magnitude_it_synthesised():
     assert log_mag.shape == (2, 321, 30) and float(log_mag.max()) <= voc.config.max_log_magnitude
     with pytest.raises(ValueError, match="phase_mode"):
         ISTFTVocoderConfig(phase_mode="vocoded")
+
+
+def test_refinement_runs_outside_training_only_and_moves_the_output_to_its_mel(tmp_path):
+    """``refine_*`` iterations: in eval mode the output's mel is closer to the input mel; in training mode (the
+    losses) the plain synthesis is returned; the settings survive save/load and are checked."""
+    from tta.audio.mel import MelSpectrogram
+
+    torch.manual_seed(0)
+    t = torch.arange(16000) / 16000
+    x = (0.2 * torch.sin(2 * np.pi * (300 + 400 * t) * t) + 0.02 * torch.randn(16000))[None]
+    mel = MelSpectrogram()(x)
+    kw = dict(magnitude_prior="mel_pinv", phase_mode="locked", **TINY)
+    plain = build_vocoder("istft", **kw).eval()
+    refined = build_vocoder("istft", refine_fit_iterations=30, refine_griffin_lim_iterations=8, **kw).eval()
+    refined.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        a, b = plain(mel), refined(mel)
+        err_plain = (MelSpectrogram()(a) - mel)[:, 5:-5].abs().mean().item()
+        err_refined = (MelSpectrogram()(b) - mel)[:, 5:-5].abs().mean().item()
+        assert b.shape == a.shape and err_refined < 0.6 * err_plain, (err_plain, err_refined)
+        refined.train()
+        torch.testing.assert_close(refined(mel), a)
+    refined.eval().save_pretrained(tmp_path / "vocoder", safe_serialization=True)
+    loaded = load_vocoder(tmp_path)
+    assert (loaded.config.refine_fit_iterations, loaded.config.refine_griffin_lim_iterations) == (30, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(mel), b)
+    with pytest.raises(ValueError, match="refine_fit_iterations"):
+        ISTFTVocoderConfig(refine_fit_iterations=-1)

@@ -56,7 +56,11 @@ class ISTFTVocoderConfig(PretrainedConfig):
         (the idea of FreeV, Lv et al. 2024, "FreeV: Free lunch for vocoders through pseudo inversed mel
         filter"). Needs the mel front-end's parameters below.
     mel_n_fft, mel_fmin, mel_fmax, mel_log_floor: the STFT size, band and log floor of the input log-mel
-        (:class:`tta.audio.mel.MelSpectrogram`); used only by ``magnitude_prior="mel_pinv"``.
+        (:class:`tta.audio.mel.MelSpectrogram`); used by ``magnitude_prior="mel_pinv"`` and the refinement.
+    refine_fit_iterations, refine_griffin_lim_iterations: outside training (``model.eval()``), the waveform is
+        made to agree with the input log-mel at the mel's own STFT: its magnitude moved towards the mel by that
+        many multiplicative updates, then that many Griffin-Lim iterations starting from its own phase
+        (:func:`tta.audio.mel_inversion.refine_to_mel`; fixed maths, nothing learned). 0 and 0: off.
     """
 
     model_type = "tta_istft_vocoder"
@@ -79,6 +83,8 @@ class ISTFTVocoderConfig(PretrainedConfig):
         mel_fmin: float = 0.0,
         mel_fmax: float = 8000.0,
         mel_log_floor: float = 1e-5,
+        refine_fit_iterations: int = 0,
+        refine_griffin_lim_iterations: int = 0,
         **kwargs,
     ):
         if phase_mode not in ("integrated", "absolute", "locked"):
@@ -103,6 +109,14 @@ class ISTFTVocoderConfig(PretrainedConfig):
         self.mel_fmin = mel_fmin
         self.mel_fmax = mel_fmax
         self.mel_log_floor = mel_log_floor
+        for name, value in (
+            ("refine_fit_iterations", refine_fit_iterations),
+            ("refine_griffin_lim_iterations", refine_griffin_lim_iterations),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        self.refine_fit_iterations = refine_fit_iterations
+        self.refine_griffin_lim_iterations = refine_griffin_lim_iterations
         super().__init__(**kwargs)
 
     @property
@@ -144,6 +158,7 @@ class ISTFTVocoder(PreTrainedModel):
         self.norm_out = nn.LayerNorm(c)
         self.head = nn.Linear(c, config.n_fft + 2)  # n_fft/2 + 1 log magnitudes, n_fft/2 + 1 phases
         self._prior_basis: torch.Tensor | None = None
+        self._mel_basis: torch.Tensor | None = None
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -179,9 +194,35 @@ class ISTFTVocoder(PreTrainedModel):
         elif self.config.phase_mode == "locked":
             phase = self.locked_phase(log_magnitude, phase)
         wav = self.synthesize(log_magnitude, phase)
+        if not self.training and (self.config.refine_fit_iterations or self.config.refine_griffin_lim_iterations):
+            wav = self.refine(wav, mel)
         if not batched:
             wav, log_magnitude = wav[0], log_magnitude[0]
         return (wav, log_magnitude) if return_log_magnitude else wav
+
+    def refine(self, wav: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """Waveform [B, N] made to agree with its log-mel [B, T, n_mels] (the config's ``refine_*``)."""
+        from tta.audio.mel_inversion import refine_to_mel
+
+        cfg = self.config
+        if self._mel_basis is None or self._mel_basis.device != mel.device:
+            basis = librosa.filters.mel(
+                sr=cfg.sampling_rate,
+                n_fft=cfg.mel_n_fft,
+                n_mels=cfg.model_in_dim,
+                fmin=cfg.mel_fmin,
+                fmax=cfg.mel_fmax,
+            )
+            self._mel_basis = torch.from_numpy(basis).float().to(mel.device)
+        return refine_to_mel(
+            wav,
+            mel,
+            self._mel_basis,
+            cfg.mel_n_fft,
+            cfg.hop_length,
+            cfg.refine_fit_iterations,
+            cfg.refine_griffin_lim_iterations,
+        )
 
     def magnitude_from_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """Log-mel [B, T, n_mels] -> ``ln |P exp(mel)|`` [B, n_fft / 2 + 1, T] (float32), P the pseudo-inverse
