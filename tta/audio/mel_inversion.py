@@ -6,8 +6,8 @@ Two steps, both at the mel front-end's own STFT (n_fft 1024, hop 160, Hann, cent
    the generalised KL divergence between ``basis @ magnitude`` and the target mel (Lee & Seung 2001,
    "Algorithms for non-negative matrix factorization", the update with the basis held fixed). Starting from the
    vocoder's own spectrum keeps its fine structure inside each mel band; the updates only move each band's
-   energy to the target. The mel's pseudo-inverse would smear it over the band, and an exact NNLS solve is
-   ~50x slower.
+   energy to the target. The mel's pseudo-inverse would smear it over the band, and an exact NNLS solve
+   (``librosa.util.nnls``) took 1.7 s per test clip against 0.3 s for this whole refinement (busy 2-core CPU).
 2. :func:`griffin_lim`: Griffin-Lim phase iterations with that magnitude (the fast variant with momentum of
    Perraudin, Balazs & Sondergaard 2013, as ``librosa.griffinlim``), **starting from the vocoder's phase**
    instead of a random one, so a few iterations suffice.
