@@ -77,10 +77,11 @@ def griffin_lim(
     if magnitude.shape[-2] != n_fft // 2 + 1:
         raise InputError(f"griffin_lim: {magnitude.shape[-2]} bins do not match n_fft {n_fft}")
     window = torch.hann_window(n_fft, device=magnitude.device, dtype=magnitude.dtype) if window is None else window
-    phase = torch.ones_like(magnitude, dtype=torch.complex64 if magnitude.dtype != torch.float64 else torch.complex128)
-    if init is not None:
-        phase = init / (init.abs() + 1e-12)
-    spec = magnitude * phase
+    spec = (
+        magnitude * (init / (init.abs() + 1e-12))
+        if init is not None
+        else magnitude.to(torch.complex128 if magnitude.dtype == torch.float64 else torch.complex64)
+    )
     previous = None
     for _ in range(iterations):
         rebuilt = _stft(_istft(spec, n_fft, hop_length, window, length), n_fft, hop_length, window)
