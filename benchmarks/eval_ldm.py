@@ -7,6 +7,7 @@ are embedded once. Prints a markdown table and, with ``--json``, writes every fi
     .venv/bin/python benchmarks/eval_ldm.py                                    # the shipped model
     .venv/bin/python benchmarks/eval_ldm.py --guidance 1 2.5 4 --steps 10 20 --seconds 5
     .venv/bin/python benchmarks/eval_ldm.py --guidance 4 --steps 20 --candidates 1 4   # CLAP re-ranking
+    .venv/bin/python benchmarks/eval_ldm.py --guidance 6 --prior on off --prompt-set tuning  # the retrieval prior
 
 With ``--candidates N`` the pipeline keeps the best of N by its CLAP, which for the shipped model also judges:
 such rows measure the re-ranking feature, not the UNet alone. The first line gives the judge's top-1 on the real
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 
 from tta.data.captions import CLASSES
-from tta.evaluation.clap_zero_shot import embed_clips, load_split
+from tta.evaluation.clap_zero_shot import PARAPHRASES, embed_clips, load_split
 from tta.evaluation.frechet import frechet_distance
 from tta.evaluation.generation import (
     TWO_SOURCE_PROMPTS,
@@ -48,34 +49,60 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--prior",
+        nargs="+",
+        default=["on"],
+        choices=["on", "off"],
+        help="with and/or without the model's retrieval prior (prior/), e.g. --prior on off",
+    )
+    parser.add_argument(
+        "--prompt-set",
+        default="report",
+        choices=["report", "tuning"],
+        help="report: the prompts the model card reports (each class's first description, seeds from --seed, and "
+        "the two-source prompts); tuning: each class's second description, seeds from --seed + 500, no "
+        "two-source prompts (for choosing settings without touching the reported prompts)",
+    )
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = TTAPipeline.from_pretrained(args.model)
+    prior = pipe.prior
     clap = load_clap()
     classes = list(CLASSES)
     single = single_source_prompts(classes)
+    pair_prompts = [p for p, _, _ in TWO_SOURCE_PROMPTS]
+    seed = args.seed
+    if args.prompt_set == "tuning":
+        single = [(PARAPHRASES[c][1], c) for _, c in single]
+        pair_prompts, seed = [], args.seed + 500
     items = load_split(args.corpus, args.split, max_seconds=10.0)
     ref_emb = embed_clips(clap, [it["audio"] for it in items]).numpy()
     print(f"real {args.split} clips, single-source top-1: {real_clip_alignment(clap, items, classes):.1%}")
     rows = []
     print(
-        "| guidance | steps | candidates | single-source top-1 | top-5 | two-source both in top 5 | FAD | s per clip |"
+        "| prior | guidance | steps | candidates | single-source top-1 | top-5 | two-source both in top 5 | FAD "
+        "| s per clip |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for guidance, steps, n in itertools.product(args.guidance, args.steps, args.candidates):
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for use, guidance, steps, n in itertools.product(args.prior, args.guidance, args.steps, args.candidates):
+        if use == "on" and prior is None:
+            print("(no prior/ in the model folder: the 'on' rows run without one)")
+        pipe.prior = prior if use == "on" else None
         kw = dict(num_candidates=n)
-        audio, per_clip = generate(pipe, [p for p, _ in single], args.seconds, steps, guidance, args.seed, **kw)
-        pair_prompts = [p for p, _, _ in TWO_SOURCE_PROMPTS]
+        audio, per_clip = generate(pipe, [p for p, _ in single], args.seconds, steps, guidance, seed, **kw)
         pair_audio, _ = generate(pipe, pair_prompts, args.seconds, steps, guidance, args.seed + 10_000, **kw)
-        out = alignment(clap, single, audio, list(TWO_SOURCE_PROMPTS), pair_audio, classes)
+        pairs = list(TWO_SOURCE_PROMPTS) if pair_prompts else []
+        out = alignment(clap, single, audio, pairs, pair_audio, classes)
         fad = frechet_distance(embed_clips(clap, [torch.as_tensor(a) for a in audio]).numpy(), ref_emb)
-        row = {"guidance": guidance, "steps": steps, "candidates": n, "fad": fad, "seconds_per_clip": per_clip, **out}
-        rows.append(row)
+        row = {"prior": pipe.prior is not None, "guidance": guidance, "steps": steps, "candidates": n}
+        rows.append({**row, "fad": fad, "seconds_per_clip": per_clip, **out})
+        pair_cell = f"{out['pair_both_top5']:.0%}" if pairs else "-"
         print(
-            f"| {guidance:g} | {steps} | {n} | {out['single_top1']:.1%} | {out['single_top5']:.1%} | "
-            f"{out['pair_both_top5']:.0%} | {fad:.3f} | {per_clip:.2f} |",
+            f"| {'on' if row['prior'] else 'off'} | {guidance:g} | {steps} | {n} | {out['single_top1']:.1%} | "
+            f"{out['single_top5']:.1%} | {pair_cell} | {fad:.3f} | {per_clip:.2f} |",
             flush=True,
         )
     if args.json:

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ class Components:
     scheduler_config: dict[str, Any]
     source_format: str  # TTA_CLASS_NAME or AUDIOLDM_CLASS_NAME
     sampling_defaults: dict[str, Any] = field(default_factory=dict)  # model_index.json's "sampling"
+    prior: Any = None  # optional RetrievalPrior (``prior/``)
 
 
 SAMPLING_KEYS = {"guidance_scale": (float, 0.0, 100.0), "num_inference_steps": (int, 1, 500)}
@@ -129,6 +131,10 @@ def check_model_folder(folder: str | os.PathLike) -> str:
     _read_json(folder / SCHEDULER_CONFIG)
     if name == TTA_CLASS_NAME:
         _read_json(folder / "clap" / "config.json")
+        if (folder / "prior").is_dir():
+            _read_json(folder / "prior" / "config.json")
+            if not (folder / "prior" / "model.safetensors").is_file():
+                raise ModelLoadError(f"missing weights {folder / 'prior' / 'model.safetensors'}")
     elif not (folder / "tokenizer").is_dir():
         raise ModelLoadError(f"missing folder {folder / 'tokenizer'}")
     return name
@@ -219,9 +225,37 @@ def load_components(folder: str | os.PathLike) -> Components:
         sampling = check_sampling_defaults(read_model_index(folder).get("sampling", {}), str(folder / INDEX_NAME))
     except InputError as err:
         raise ModelLoadError(str(err)) from None
+    prior = _load_prior(folder, clap) if name == TTA_CLASS_NAME and (folder / "prior").is_dir() else None
     for module in (unet, vae, vocoder, clap):
         module.eval()
-    return Components(unet, vae, vocoder, clap, scheduler_config, name, sampling)
+    return Components(unet, vae, vocoder, clap, scheduler_config, name, sampling, prior)
+
+
+def clap_fingerprint(clap_dir: str | os.PathLike) -> str:
+    """SHA-256 (first 16 hex chars) of a CLAP folder's weight files: which CLAP a prior's bank was built with."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(clap_dir).glob("*.safetensors")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _load_prior(folder: Path, clap):
+    """The folder's ``prior/``, or None (with a warning) when it was built with another CLAP than ``clap/``."""
+    from tta.models.prior import RetrievalPrior
+
+    prior = RetrievalPrior.from_pretrained(folder / "prior")
+    if prior.embedding_dim != clap.embedding_dim:
+        raise ModelLoadError(
+            f"{folder / 'prior'}: its bank is {prior.embedding_dim}-d, the CLAP's space {clap.embedding_dim}-d"
+        )
+    if prior.clap_fingerprint is not None and prior.clap_fingerprint != clap_fingerprint(folder / "clap"):
+        warnings.warn(
+            f"{folder / 'prior'} was built with another CLAP than {folder / 'clap'}; it is not used. Rebuild it: "
+            f"tta prior build --model {folder}",
+            stacklevel=3,
+        )
+        return None
+    return prior
 
 
 # what a model folder's components are: replaced, not carried over, when a model is saved over another
@@ -239,12 +273,16 @@ def save_components(
     scheduler_config: dict[str, Any],
     clap_backend: str,
     sampling_defaults: dict[str, Any] | None = None,
+    prior=None,
 ) -> Path:
     """Write a tta model folder. It is built in a temporary sibling folder and renamed into place at the end,
     so an interrupted save never leaves a half-written model at ``folder``. Files and folders already in
     ``folder`` that are not model components (a README, generated samples) are carried over; the components
     of a diffusers layout (``text_encoder/``, ``tokenizer/``) are replaced along with the rest.
-    ``sampling_defaults`` (see :func:`check_sampling_defaults`) go into ``model_index.json`` as ``"sampling"``."""
+    ``sampling_defaults`` (see :func:`check_sampling_defaults`) go into ``model_index.json`` as ``"sampling"``.
+    A ``prior`` (:class:`~tta.models.prior.RetrievalPrior`) is written to ``prior/``, tagged with the CLAP's
+    fingerprint; without one, an existing ``prior/`` is carried over like the model card, and the loader
+    ignores it (with a warning) if the CLAP written here is not the one it was built with."""
     from tta import __version__
 
     sampling = check_sampling_defaults(sampling_defaults or {}, "sampling_defaults")
@@ -256,6 +294,8 @@ def save_components(
         vae.save_pretrained(str(tmp / "vae"), safe_serialization=True)
         vocoder.save_pretrained(str(tmp / "vocoder"), safe_serialization=True)
         clap.save_pretrained(tmp / "clap")
+        if prior is not None:
+            prior.save_pretrained(tmp / "prior", clap_fingerprint=clap_fingerprint(tmp / "clap"))
         for sub in ("unet", "vae", "vocoder"):  # where a loaded module came from is not part of the model
             config_file = tmp / sub / "config.json"
             config = json.loads(config_file.read_text())

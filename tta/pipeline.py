@@ -121,6 +121,9 @@ class TTAPipeline:
         name_or_path: where the model came from (recorded in sidecars).
         sampling_defaults: the model's own defaults for ``guidance_scale`` and ``num_inference_steps`` (the
             ``"sampling"`` entry of its ``model_index.json``), used when a call leaves them out.
+        prior: optional :class:`~tta.models.prior.RetrievalPrior` (``pipe.prior``) that moves every non-empty
+            prompt's text embedding towards the audio embeddings the UNet trained on; ``pipe.prior = None``
+            conditions on the raw text embeddings.
     """
 
     def __init__(
@@ -133,6 +136,7 @@ class TTAPipeline:
         reranker: ClapEncoder | None = None,
         name_or_path: str | None = None,
         sampling_defaults: dict[str, Any] | None = None,
+        prior: torch.nn.Module | None = None,
     ):
         from tta.loading import check_sampling_defaults
 
@@ -144,6 +148,7 @@ class TTAPipeline:
         self.reranker = reranker
         self.name_or_path = name_or_path
         self.sampling_defaults = check_sampling_defaults(sampling_defaults or {}, "sampling_defaults")
+        self.prior = prior
         self._model_hash: str | None = None
         self._fast = False
 
@@ -191,6 +196,7 @@ class TTAPipeline:
             parts.scheduler_config,
             name_or_path=str(folder),
             sampling_defaults=parts.sampling_defaults,
+            prior=parts.prior,
         )
         pipe.to(device, torch_dtype)
         if fast:
@@ -214,6 +220,7 @@ class TTAPipeline:
                 self.scheduler_config,
                 _clap_backend_name(self.clap),
                 self.sampling_defaults,
+                self.prior,
             )
         finally:
             if self._fast:
@@ -221,7 +228,7 @@ class TTAPipeline:
 
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> TTAPipeline:
         """Move every module to ``device``; cast the UNet, VAE and vocoder to ``dtype`` (CLAP stays float32)."""
-        for module in (self.unet, self.vae, self.vocoder, self.clap, self.reranker):
+        for module in (self.unet, self.vae, self.vocoder, self.clap, self.reranker, self.prior):
             if module is not None and device is not None:
                 module.to(device)
         if dtype is not None:
@@ -605,12 +612,16 @@ class TTAPipeline:
     def _encode_prompts(
         self, prompts: list[str], negatives: list[str], repeat: int, guidance_scale: float
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """CLAP text embeddings of the prompts and (with guidance) negatives, each [len(prompts) * repeat, D]."""
+        """CLAP text embeddings of the prompts and (with guidance) negatives, each [len(prompts) * repeat, D];
+        with a :attr:`prior`, every non-empty text's embedding goes through it (the empty text, the unconditional
+        branch the UNet was trained with, never does)."""
         do_guidance = guidance_scale > 1.0
         texts = prompts + (negatives if do_guidance else [])
         unique = {text: None for text in texts}  # each text alone: its embedding never depends on the batch
         for text in unique:
             unique[text] = self.clap.encode_text([text])
+            if self.prior is not None and text.strip():
+                unique[text] = self.prior(unique[text].to(self.prior.embeddings.device))
         embeds = torch.cat([unique[text] for text in texts])
         embeds = embeds.to(device=self.device, dtype=torch.float32)
         cond = embeds[: len(prompts)].repeat_interleave(repeat, dim=0)

@@ -21,6 +21,7 @@ from tta.evaluation.reconstruction import (
     mrstft_distance,
     reconstruct,
     round_trip_metrics,
+    spectral_flatness_bias,
     vae_round_trip,
 )
 from tta.loading import load_vae, load_vocoder
@@ -66,6 +67,20 @@ def test_metrics_grow_with_added_noise(mel):
     for key in ("log_mel_l1", "lsd", "mrstft", "mrstft_256/64/256", "mrstft_2048/512/2048"):
         values = [s[key] for s in scores]
         assert 0 < values[0] < values[1] < values[2], (key, values)
+
+
+def test_flatness_bias_tells_metallic_from_noisy():
+    """Tones added to noise make an estimate more tonal (negative bias); noise added to tones the opposite."""
+    t = np.arange(SR) / SR
+    tones = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (440.0, 1250.0, 3100.0)).astype(np.float32)
+    hiss = noise(SR, seed=3, scale=0.1)
+    assert spectral_flatness_bias(hiss, hiss) == (0.0, 0.0)
+    bias, error = spectral_flatness_bias(hiss, hiss + tones)
+    assert bias < -3.0 and error == pytest.approx(-bias)  # every frame got more tonal
+    bias, error = spectral_flatness_bias(tones, tones + hiss)
+    assert bias > 3.0 and error == pytest.approx(bias)
+    white, own = spectral_flatness_bias(tones, noise(SR, seed=4))[0], spectral_flatness_bias(tones, tones * 0.5)[0]
+    assert white > 20.0 and own == pytest.approx(0.0, abs=1e-6)  # gain leaves flatness alone
 
 
 def test_symmetry_and_total_is_the_mean(mel):

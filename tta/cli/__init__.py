@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     "eval",  # tta eval
     "reconstruct",  # tta reconstruct (VAE + vocoder round trip)
     "train",  # tta train clap|vae|vocoder|ldm
+    "prior",  # tta prior build (retrieval prior of a model folder)
     "demo",  # tta demo (Gradio)
 ]
 

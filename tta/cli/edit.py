@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     common.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"one of {', '.join(SAMPLERS)} (%(default)s)")
     common.add_argument("--model", default=None, help="a tta or diffusers AudioLDM folder (default: checkpoints/)")
     common.add_argument("--device", default="cpu", help="torch device, or auto (default %(default)s)")
+    common.add_argument(
+        "--no-prior", action="store_true", help="condition on the raw CLAP text embedding (skip the model's prior/)"
+    )
     common.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     p = subparsers.add_parser(
@@ -151,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
 
     transformers_logging.disable_progress_bar()
     pipe = TTAPipeline.from_pretrained(args.model, device=args.device)
+    if args.no_prior:
+        pipe.prior = None
     args.steps = pipe.default_steps if args.steps is None else args.steps  # the sidecar records what ran
     args.guidance = pipe.default_guidance if args.guidance is None else args.guidance
     common = {
@@ -184,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         "sampler": args.sampler,
         "steps": args.steps,
         "guidance": args.guidance,
+        "prior": pipe.prior is not None,
         "sample_rate": pipe.sample_rate,
         "file": path.name,
         "num_samples": int(result.audios.shape[1]),

@@ -88,6 +88,11 @@ def register(subparsers) -> None:
         help="precision of the UNet, VAE and vocoder (bfloat16: faster on recent CPUs, ~1%% different audio)",
     )
     p.add_argument("--from-sidecar", type=Path, default=None, help="regenerate the output a sidecar JSON describes")
+    p.add_argument(
+        "--no-prior",
+        action="store_true",
+        help="condition on the raw CLAP text embedding even if the model has a retrieval prior (prior/)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument(
         "--mel-png", action="store_true", help="also save each output's log-mel spectrogram as <name>.png beside it"
@@ -217,6 +222,7 @@ def make_sidecar(args: argparse.Namespace, pipe, **fields: Any) -> dict[str, Any
         "guidance": args.guidance,
         "duration": args.duration,
         "candidates": args.candidates,
+        "prior": pipe.prior is not None,
         "batch_size": args.batch_size,
         "dtype": args.dtype,
         "device": args.device,
@@ -238,6 +244,7 @@ def load_sidecar(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     args.sampler, args.steps, args.guidance = meta["sampler"], meta["steps"], meta["guidance"]
     args.duration, args.candidates, args.batch_size = meta["duration"], meta["candidates"], meta["batch_size"]
     args.seed = meta["base_seed"]
+    args.no_prior = meta.get("prior") is False
     args.dtype = meta.get("dtype", "float32")
     if args.model is None:
         args.model = meta["model"]
@@ -294,6 +301,8 @@ def run(args: argparse.Namespace) -> int:
     pipe = TTAPipeline.from_pretrained(args.model, device=args.device, torch_dtype=getattr(torch, args.dtype))
     if args.clap is not None:
         pipe.reranker = load_clap(args.clap, device=args.device)
+    if args.no_prior:
+        pipe.prior = None
     if meta is not None and meta["model_hash"] != pipe.model_hash:
         raise InputError(
             f"model {args.model} (hash {pipe.model_hash}) is not the one in the sidecar ({meta['model_hash']})"

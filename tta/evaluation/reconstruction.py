@@ -82,6 +82,30 @@ def log_spectral_distance(ref, est, n_fft: int = 1024, hop: int = 160) -> float:
     return float(diff_db.square().mean(dim=-2).sqrt().mean())
 
 
+def spectral_flatness_bias(ref, est, n_fft: int = 2048, hop: int = 512, floor_db: float = 60.0) -> tuple[float, float]:
+    """How much more tonal (or noisier) an estimate [N] is than its reference [N], per frame.
+
+    Spectral flatness (Wiener entropy: geometric over arithmetic mean of a frame's power spectrum, in dB; 0 dB for
+    white noise, very negative for a few pure tones) at a finer resolution than the mel's. Returns the mean
+    and the mean absolute of ``flatness(est) - flatness(ref)`` over the reference's frames within ``floor_db``
+    of its loudest. A negative mean is an estimate with spurious tonal structure (heard as "metallic" or
+    "robotic"); a positive one has lost the reference's tonal peaks to noise (heard as "buzzy" or "phasey").
+    """
+    ref, est = _waves(ref, est)
+
+    def flatness(wav):
+        power = _magnitude(wav, n_fft, hop, n_fft).square()  # [..., F, T]
+        power = power.clamp_min(power.amax().clamp_min(LSD_FLOOR) * 1e-12)  # -120 dB: a gain changes nothing
+        return 10.0 * (power.log().mean(dim=-2).exp() / power.mean(dim=-2)).log10(), power.sum(dim=-2)
+
+    f_ref, energy = flatness(ref)
+    f_est, _ = flatness(est)
+    level = 10.0 * energy.log10()
+    keep = level >= level.max() - floor_db
+    diff = (f_est - f_ref)[keep]
+    return float(diff.mean()), float(diff.abs().mean())
+
+
 def _resolution_key(n_fft: int, hop: int, win: int) -> str:
     return f"{n_fft}/{hop}/{win}"
 
@@ -110,10 +134,14 @@ def mrstft_distance(
 def round_trip_metrics(
     ref, est, mel: MelSpectrogram, resolutions: Iterable[tuple[int, int, int]] = MRSTFT_RESOLUTIONS
 ) -> dict[str, float]:
-    """Every metric of one estimate [N] against its reference [N]: ``log_mel_l1``, ``lsd`` (dB), ``mrstft`` and
-    ``mrstft_<n_fft/hop/win>`` per resolution."""
+    """Every metric of one estimate [N] against its reference [N]: ``log_mel_l1``, ``lsd`` (dB), ``mrstft``,
+    ``mrstft_<n_fft/hop/win>`` per resolution, and ``flatness_bias_db`` / ``flatness_error_db``
+    (:func:`spectral_flatness_bias` at n_fft 2048)."""
     total, per = mrstft_distance(ref, est, resolutions)
+    bias, error = spectral_flatness_bias(ref, est)
     return {
+        "flatness_bias_db": bias,
+        "flatness_error_db": error,
         "log_mel_l1": log_mel_l1(ref, est, mel),
         "lsd": log_spectral_distance(ref, est, n_fft=mel.n_fft, hop=mel.hop_length),
         "mrstft": total,

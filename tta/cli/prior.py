@@ -1,0 +1,122 @@
+"""``tta prior build``: the retrieval prior of a model folder (``prior/``, see :mod:`tta.models.prior`).
+
+It embeds real recordings with the model's own CLAP audio tower (each clip: the mean of up to four 5 s windows
+of its first 20 s, as the evaluation does) and writes the bank with its settings to ``MODEL/prior/``. The
+recordings are a split of the corpus (default: the training split the UNet learnt from) or a folder of the
+user's own sounds (``--audio DIR``, searched recursively). Unreadable or empty files are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from tta.errors import InputError
+
+SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("prior", help="build a model's retrieval prior (text -> audio embeddings)")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+    p = actions.add_parser(
+        "build",
+        help="embed real recordings with the model's CLAP and write MODEL/prior/",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", default=None, help="tta model folder (default: the shipped checkpoints/)")
+    p.add_argument("--corpus", default=None, help="corpus root with manifest.jsonl (default ~/.cache/tta/corpus)")
+    p.add_argument("--split", default="train", help="corpus split(s), '+'-joined (default %(default)s)")
+    p.add_argument("--audio", type=Path, default=None, metavar="DIR", help="a folder of recordings instead")
+    p.add_argument("--top-k", type=int, default=64, help="neighbours averaged per prompt (default %(default)s)")
+    p.add_argument(
+        "--temperature", type=float, default=0.02, help="softmax temperature; 0: equal weights (default %(default)s)"
+    )
+    p.add_argument("--text-weight", type=float, default=0.0, help="share of the text embedding kept (0-1)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def corpus_clips(corpus: Path, splits: str) -> list[Path]:
+    manifest = corpus / "manifest.jsonl"
+    if not manifest.is_file():
+        raise InputError(f"no corpus at {corpus} ({manifest.name} not found): run `tta data build`, or give --audio")
+    wanted = set(splits.split("+"))
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    clips = [corpus / r["path"] for r in rows if r.get("split") in wanted]
+    if not clips:
+        raise InputError(f"{manifest}: no clips in split {splits!r}")
+    return clips
+
+
+def folder_clips(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise InputError(f"--audio {folder}: not a folder")
+    clips = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    if not clips:
+        raise InputError(f"--audio {folder}: no audio files ({', '.join(SUFFIXES)})")
+    return clips
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from tta.audio.io import load_audio
+    from tta.evaluation.clap_zero_shot import window_embedding
+    from tta.loading import check_model_folder, clap_fingerprint
+    from tta.models.clap import load_clap
+    from tta.models.prior import RetrievalPrior
+    from tta.paths import cache_dir, default_model_dir
+
+    model = Path(args.model).expanduser() if args.model else default_model_dir()
+    check_model_folder(model)
+    if not (model / "clap").is_dir():
+        raise InputError(f"{model} has no clap/ folder: a prior needs a tta model folder with its own CLAP")
+    clips = (
+        folder_clips(args.audio)
+        if args.audio
+        else corpus_clips(Path(args.corpus or cache_dir() / "corpus"), args.split)
+    )
+    # settings are checked before the (slow) embedding
+    RetrievalPrior(torch.zeros(1, 1) + 1, top_k=args.top_k, temperature=args.temperature, text_weight=args.text_weight)
+    clap = load_clap(model / "clap")
+    embeddings, skipped = [], []
+    for path in tqdm(clips, desc="embedding", unit="clip", disable=args.no_progress):
+        try:
+            wav = load_audio(path)
+        except Exception as err:  # unreadable / not audio: reported, never fatal
+            skipped.append(f"{path}: {err}")
+            continue
+        if wav.size == 0 or not abs(wav).max() > 0:
+            skipped.append(f"{path}: silent or empty")
+            continue
+        with torch.no_grad():
+            embeddings.append(window_embedding(clap, torch.from_numpy(wav[: 20 * 16000]), 5.0, 4).cpu())
+    if not embeddings:
+        raise InputError(f"none of the {len(clips)} recordings could be embedded")
+    prior = RetrievalPrior(
+        torch.stack(embeddings), top_k=args.top_k, temperature=args.temperature, text_weight=args.text_weight
+    )
+    tmp = Path(tempfile.mkdtemp(prefix=".prior.", dir=model))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the model folder is meant to be shared
+    try:  # written beside, then swapped in: an interrupted build never leaves a half-written prior/
+        prior.save_pretrained(tmp, clap_fingerprint=clap_fingerprint(model / "clap"))
+        old = model / ".prior.old"
+        if (model / "prior").exists():
+            shutil.rmtree(old, ignore_errors=True)
+            (model / "prior").rename(old)
+        tmp.rename(model / "prior")
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for line in skipped:
+        print(f"skipped {line}")
+    print(f"{model / 'prior'}: {len(embeddings)} recordings embedded, {len(skipped)} skipped; {prior.config}")
+    return 0

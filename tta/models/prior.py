@@ -1,0 +1,128 @@
+"""A retrieval prior: from a CLAP *text* embedding to the CLAP *audio* embeddings the UNet was trained on.
+
+The UNet learns on CLAP audio embeddings of training clips (and some caption embeddings) but samples from text
+embeddings, which sit elsewhere in the shared space (CLAP's "modality gap"). DALL-E 2 closes that gap with a
+learned prior; this one is a lookup. It keeps a bank of audio embeddings of real clips and replaces a text
+embedding by the (similarity-weighted) mean of its ``top_k`` nearest bank entries, optionally blended back with
+the text embedding (``text_weight``), renormalised. It needs no training, works for any prompt CLAP can place,
+and is an optional component of a model folder (``prior/``, built by ``tta prior build``); the pipeline applies it to
+every non-empty text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tta.errors import InputError, ModelLoadError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class RetrievalPrior(nn.Module):
+    """Map L2-normalised text embeddings [B, D] into the span of a bank of audio embeddings [N, D].
+
+    Args:
+        embeddings: the bank, [N, D] audio embeddings (normalised here).
+        top_k: how many nearest bank entries make the output (capped at N).
+        temperature: softmax temperature over the neighbours' cosine similarities; 0 weights them equally.
+        text_weight: in [0, 1]: the share of the text embedding kept in the output (0: bank only).
+        clap_fingerprint: :func:`tta.loading.clap_fingerprint` of the CLAP that embedded the bank (written by
+            :func:`tta.loading.save_components`; a model folder ignores a prior built with another CLAP).
+    """
+
+    def __init__(
+        self,
+        embeddings: torch.Tensor,
+        top_k: int = 64,
+        temperature: float = 0.02,
+        text_weight: float = 0.0,
+        clap_fingerprint: str | None = None,
+    ):
+        super().__init__()
+        embeddings = torch.as_tensor(embeddings, dtype=torch.float32)
+        if embeddings.ndim != 2 or embeddings.shape[0] == 0:
+            raise InputError(f"the prior's bank must be a non-empty [N, D] tensor, got {tuple(embeddings.shape)}")
+        if not torch.isfinite(embeddings).all():
+            raise InputError("the prior's bank holds non-finite values")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise InputError(f"top_k must be an integer >= 1, got {top_k!r}")
+        if not temperature >= 0:
+            raise InputError(f"temperature must be >= 0, got {temperature!r}")
+        if not 0.0 <= text_weight <= 1.0:
+            raise InputError(f"text_weight must be in [0, 1], got {text_weight!r}")
+        self.register_buffer("embeddings", F.normalize(embeddings, dim=-1))
+        self.top_k = top_k
+        self.temperature = float(temperature)
+        self.text_weight = float(text_weight)
+        self.clap_fingerprint = clap_fingerprint
+
+    @property
+    def config(self) -> dict:
+        return {"top_k": self.top_k, "temperature": self.temperature, "text_weight": self.text_weight}
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    @torch.no_grad()
+    def forward(self, text: torch.Tensor) -> torch.Tensor:
+        """[B, D] text embeddings -> [B, D] L2-normalised conditions."""
+        if text.ndim != 2 or text.shape[1] != self.embedding_dim:
+            raise InputError(f"the prior takes [B, {self.embedding_dim}] embeddings, got {tuple(text.shape)}")
+        query = F.normalize(text.float(), dim=-1)
+        bank = self.embeddings.to(query.device)
+        sims, idx = (query @ bank.T).topk(min(self.top_k, bank.shape[0]), dim=1)  # [B, k]
+        if self.temperature > 0:
+            weights = torch.softmax(sims / self.temperature, dim=1)
+        else:
+            weights = torch.full_like(sims, 1.0 / sims.shape[1])
+        audio = F.normalize((weights.unsqueeze(-1) * bank[idx]).sum(1), dim=-1)
+        out = F.normalize(self.text_weight * query + (1.0 - self.text_weight) * audio, dim=-1)
+        return out.to(text.dtype)
+
+    def save_pretrained(self, folder: str | os.PathLike, clap_fingerprint: str | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (the bank, float16) into ``folder``, tagged with
+        ``clap_fingerprint`` (default: the one it was built or loaded with)."""
+        from safetensors.torch import save
+
+        from tta.audio.io import write_atomic
+
+        folder = Path(folder)
+        bank = self.embeddings.detach().cpu().half().contiguous()
+        write_atomic(folder / WEIGHTS_NAME, save({"embeddings": bank}, metadata={"format": "pt"}))
+        fingerprint = clap_fingerprint or self.clap_fingerprint
+        config = {"_class_name": type(self).__name__, "bank_size": int(bank.shape[0]), **self.config}
+        config["clap_fingerprint"] = fingerprint
+        write_atomic(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike) -> RetrievalPrior:
+        """Load a folder written by :meth:`save_pretrained`; a missing, truncated or bad file raises
+        :class:`ModelLoadError` naming it."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        config_file, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        try:
+            config = json.loads(config_file.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ModelLoadError(f"cannot read prior config {config_file}: {err}") from err
+        try:
+            bank = load_file(str(weights))["embeddings"]
+        except Exception as err:  # missing, truncated, not safetensors, no "embeddings"
+            raise ModelLoadError(f"cannot load the prior's bank {weights}: {err}") from err
+        kwargs = {
+            key: config[key] for key in ("top_k", "temperature", "text_weight", "clap_fingerprint") if key in config
+        }
+        try:
+            return cls(bank, **kwargs)
+        except InputError as err:
+            raise ModelLoadError(f"{config_file}: {err}") from err
