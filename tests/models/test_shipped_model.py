@@ -56,3 +56,14 @@ def test_cli_generate_without_a_model_argument(tmp_path, capsys):
     assert sr == 16000 and wav.shape == (16000,)
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["model"] and meta["model_hash"]
+
+
+def test_shipped_prior_belongs_to_the_shipped_clap(pipe):
+    """checkpoints/prior/ loads (built with this CLAP, so not ignored) and maps a prompt onto real audio embeddings:
+    its output is closer to its nearest bank entry than the raw text embedding is."""
+    assert pipe.prior is not None and pipe.prior.top_k == 64
+    text = pipe.clap.encode_text(["a dog barking"])
+    mapped = pipe.prior(text)
+    bank = pipe.prior.embeddings
+    assert (mapped @ bank.T).max() > (text @ bank.T).max()
+    assert abs(float(mapped.norm()) - 1.0) < 1e-5

@@ -119,7 +119,8 @@ def _eval_round_trip(args: argparse.Namespace) -> int:
     items = load_split(corpus, args.split, max_seconds=10.0)
     if not items:
         raise InputError(f"the corpus at {corpus} has no clip in split {args.split!r}")
-    results = evaluate_round_trip([it["audio"].numpy() for it in items], vae, vocoder, mel)
+    clips = [it["audio"].numpy() for it in items]
+    results = evaluate_round_trip(clips, vae, vocoder, mel, progress=not args.no_progress)
     text = json.dumps({"split": args.split, "model": str(folder), **results}, indent=2)
     print(text)
     if args.json_out:
