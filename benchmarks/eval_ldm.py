@@ -27,6 +27,7 @@ from tta.data.captions import CLASSES
 from tta.evaluation.clap_zero_shot import PARAPHRASES, embed_clips, load_split
 from tta.evaluation.frechet import frechet_distance
 from tta.evaluation.generation import (
+    TUNING_TWO_SOURCE_PROMPTS,
     TWO_SOURCE_PROMPTS,
     alignment,
     generate,
@@ -60,9 +61,9 @@ def main() -> None:
         "--prompt-set",
         default="report",
         choices=["report", "tuning"],
-        help="report: the prompts the model card reports (each class's first description, seeds from --seed, and "
-        "the two-source prompts); tuning: each class's second description, seeds from --seed + 500, no "
-        "two-source prompts (for choosing settings without touching the reported prompts)",
+        help="report: the prompts the model card reports (each class's first description and TWO_SOURCE_PROMPTS, "
+        "seeds from --seed); tuning: each class's second description and TUNING_TWO_SOURCE_PROMPTS, seeds from "
+        "--seed + 500 (for choosing settings without touching the reported prompts)",
     )
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
@@ -73,11 +74,12 @@ def main() -> None:
     clap = load_clap()
     classes = list(CLASSES)
     single = single_source_prompts(classes)
-    pair_prompts = [p for p, _, _ in TWO_SOURCE_PROMPTS]
     seed = args.seed
+    pairs = list(TWO_SOURCE_PROMPTS)
     if args.prompt_set == "tuning":
         single = [(PARAPHRASES[c][1], c) for _, c in single]
-        pair_prompts, seed = [], args.seed + 500
+        pairs, seed = list(TUNING_TWO_SOURCE_PROMPTS), args.seed + 500
+    pair_prompts = [p for p, _, _ in pairs]
     items = load_split(args.corpus, args.split, max_seconds=10.0)
     ref_emb = embed_clips(clap, [it["audio"] for it in items]).numpy()
     print(f"real {args.split} clips, single-source top-1: {real_clip_alignment(clap, items, classes):.1%}")
@@ -93,13 +95,12 @@ def main() -> None:
         pipe.prior = prior if use == "on" else None
         kw = dict(num_candidates=n)
         audio, per_clip = generate(pipe, [p for p, _ in single], args.seconds, steps, guidance, seed, **kw)
-        pair_audio, _ = generate(pipe, pair_prompts, args.seconds, steps, guidance, args.seed + 10_000, **kw)
-        pairs = list(TWO_SOURCE_PROMPTS) if pair_prompts else []
+        pair_audio, _ = generate(pipe, pair_prompts, args.seconds, steps, guidance, seed + 10_000, **kw)
         out = alignment(clap, single, audio, pairs, pair_audio, classes)
         fad = frechet_distance(embed_clips(clap, [torch.as_tensor(a) for a in audio]).numpy(), ref_emb)
         row = {"prior": pipe.prior is not None, "guidance": guidance, "steps": steps, "candidates": n}
         rows.append({**row, "fad": fad, "seconds_per_clip": per_clip, **out})
-        pair_cell = f"{out['pair_both_top5']:.0%}" if pairs else "-"
+        pair_cell = f"{out['pair_both_top5']:.0%}"
         print(
             f"| {'on' if row['prior'] else 'off'} | {guidance:g} | {steps} | {n} | {out['single_top1']:.1%} | "
             f"{out['single_top5']:.1%} | {pair_cell} | {fad:.3f} | {per_clip:.2f} |",

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from tta.data.captions import CLASSES, class_prompt
 from tta.evaluation.generation import (
+    TUNING_TWO_SOURCE_PROMPTS,
     TWO_SOURCE_PROMPTS,
     alignment,
     evaluate_text_to_audio,
@@ -83,13 +84,15 @@ def test_prompt_sets_cover_the_classes_and_name_real_pairs():
     single = single_source_prompts(CLASSES)
     assert [c for _, c in single] == list(CLASSES)
     assert len({p for p, _ in single}) == len(single)
-    for _, a, b in TWO_SOURCE_PROMPTS:
+    for _, a, b in TWO_SOURCE_PROMPTS + TUNING_TWO_SOURCE_PROMPTS:
         assert a in CLASSES and b in CLASSES and a != b
+    # the tuning pairs are other pairs than the reported ones
+    assert not {frozenset(x[1:]) for x in TWO_SOURCE_PROMPTS} & {frozenset(x[1:]) for x in TUNING_TWO_SOURCE_PROMPTS}
     from tta.data.captions import captions_for
 
     rng = np.random.default_rng(0)
     seen = {captions_for(c, rng) for c in CLASSES for _ in range(200)}
-    assert not seen & {p for p, _, _ in TWO_SOURCE_PROMPTS}
+    assert not seen & {p for p, _, _ in TWO_SOURCE_PROMPTS + TUNING_TWO_SOURCE_PROMPTS}
 
 
 def test_noise_baseline_has_the_corpus_colour():

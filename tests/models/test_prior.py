@@ -185,3 +185,18 @@ def test_generate_records_the_prior_and_regenerates_without_it(prior_dir, tmp_pa
     again = tmp_path / "again.wav"
     assert main(["generate", "--from-sidecar", str(tmp_path / "off.json"), "-o", str(again), "--no-progress"]) == 0
     np.testing.assert_array_equal(sf.read(again)[0], sf.read(tmp_path / "off.wav")[0])
+
+
+def test_cli_builds_from_a_corpus_split(tta_model_dir, tmp_path, capsys):
+    from tests.training.audio_corpus import make_corpus
+
+    (tmp_path / "corpus").mkdir()
+    corpus = make_corpus(tmp_path / "corpus")  # 6 train clips and 2 valid clips
+    folder = tmp_path / "model"
+    shutil.copytree(tta_model_dir, folder)
+    assert main(["prior", "build", "--model", str(folder), "--corpus", str(corpus), "--no-progress"]) == 0
+    assert "6 recordings embedded, 0 skipped" in capsys.readouterr().out
+    assert TTAPipeline.from_pretrained(folder).prior.embeddings.shape[0] == 6
+    argv = ["prior", "build", "--model", str(folder), "--corpus", str(corpus), "--split", "train+valid"]
+    assert main([*argv, "--no-progress"]) == 0
+    assert TTAPipeline.from_pretrained(folder).prior.embeddings.shape[0] == 8

@@ -34,6 +34,21 @@ TWO_SOURCE_PROMPTS: tuple[tuple[str, str, str], ...] = (
     ("sheep calling on a windy hill", "sheep bleating", "wind"),
 )
 
+# Two-source prompts for choosing settings (``benchmarks/eval_ldm.py --prompt-set tuning``): other pairs and
+# other words than TWO_SOURCE_PROMPTS, so reported figures are not the ones settings were picked on.
+TUNING_TWO_SOURCE_PROMPTS: tuple[tuple[str, str, str], ...] = (
+    ("a cat meowing while thunder rolls", "cat meowing", "thunder"),
+    ("church bells ringing over birdsong", "bell ringing", "birds chirping"),
+    ("a car engine idling in the rain", "car engine", "rain"),
+    ("people applauding as a siren goes by", "applause", "siren"),
+    ("a clock ticking beside a crackling fire", "clock ticking", "fire crackling"),
+    ("a helicopter flying over the sea waves", "helicopter", "ocean waves"),
+    ("a man speaking while someone types on a keyboard", "speech", "typing"),
+    ("frogs croaking next to a running stream", "frogs croaking", "flowing water"),
+    ("hammering with music playing in the background", "hammering", "music"),
+    ("a chicken clucking in strong wind", "chicken", "wind"),
+)
+
 
 def single_source_prompts(classes: Sequence[str]) -> list[tuple[str, str]]:
     """(prompt, class) for each class: the first of our own descriptions of it."""
