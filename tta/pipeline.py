@@ -621,7 +621,7 @@ class TTAPipeline:
         for text in unique:
             unique[text] = self.clap.encode_text([text])
             if self.prior is not None and text.strip():
-                unique[text] = self.prior(unique[text].to(self.prior.embeddings.device))
+                unique[text] = self.prior(unique[text])  # the prior meets the query on its device
         embeds = torch.cat([unique[text] for text in texts])
         embeds = embeds.to(device=self.device, dtype=torch.float32)
         cond = embeds[: len(prompts)].repeat_interleave(repeat, dim=0)

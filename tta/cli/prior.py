@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         else corpus_clips(Path(args.corpus or cache_dir() / "corpus"), args.split)
     )
     # settings are checked before the (slow) embedding
-    RetrievalPrior(torch.zeros(1, 1) + 1, top_k=args.top_k, temperature=args.temperature, text_weight=args.text_weight)
+    RetrievalPrior(torch.ones(1, 1), top_k=args.top_k, temperature=args.temperature, text_weight=args.text_weight)
     clap = load_clap(model / "clap")
     embeddings, skipped = [], []
     for path in tqdm(clips, desc="embedding", unit="clip", disable=args.no_progress):
