@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tta.audio.limiter import DEFAULT_PEAK_LIMIT, check_peak_limit, limit_peaks
 from tta.editing.regions import EditRegion
 from tta.errors import InputError, ModelLoadError
 from tta.models.clap.base import ClapEncoder
@@ -49,12 +50,18 @@ class TTAPipelineOutput:
         seeds: the seed of each waveform (regenerate one alone with ``seed=seeds[i]``); None when the caller
             gave ``latents`` or ``generator``.
         clap_scores: CLAP text-audio cosine similarity of each kept waveform when ``num_candidates > 1``.
+        peak_gains: the gain :func:`tta.audio.limiter.limit_peaks` applied to each waveform, numpy [B] (1.0: its
+            peak was already under ``peak_limit``; below 1: it was scaled down to keep inside full scale).
+        sources: for each waveform, the texts it was conditioned on: ``[prompt]``, or the prompt's sound parts
+            when it was composed (``compose``).
     """
 
     audios: Any
     sample_rate: int
     seeds: list[int] | None = None
     clap_scores: np.ndarray | None = None
+    peak_gains: np.ndarray | None = None
+    sources: list[list[str]] | None = None
 
 
 @dataclass
@@ -322,6 +329,8 @@ class TTAPipeline:
         progress: bool = True,
         callback: StepCallback | None = None,
         output_type: str = "np",
+        peak_limit: float | None = DEFAULT_PEAK_LIMIT,
+        compose: bool | None = None,
     ) -> TTAPipelineOutput:
         """Generate audio for one or more prompts.
 
@@ -345,9 +354,16 @@ class TTAPipeline:
             progress: show a progress bar.
             callback: ``callback(i, t, latents)`` after each denoising step.
             output_type: "np" (numpy [B, N]) or "pt" (torch tensor [B, N]).
+            peak_limit: a waveform whose peak exceeds this (in (0, 1]) is scaled down to it as a whole, so files
+                written from it do not clip; None returns the decoder's output as it is.
+            compose: guide a prompt that names several sounds ("a dog barking in the rain") towards each of them
+                (:mod:`tta.sampling.composition`); the model's retrieval prior decides which parts are sounds.
+                None: on when the prior allows it (``max_sources`` >= 2 in ``prior/config.json``) and guidance is
+                on; True: required (an error if impossible); False: every prompt is one condition.
 
         Returns:
-            TTAPipelineOutput: ``.audios`` [B * num_waveforms_per_prompt, N], ``.sample_rate``, ``.seeds``.
+            TTAPipelineOutput: ``.audios`` [B * num_waveforms_per_prompt, N], ``.sample_rate``, ``.seeds``,
+            ``.peak_gains``, ``.sources``.
         """
         # 1. Check inputs
         prompts = _check_prompts(prompt)
@@ -358,14 +374,16 @@ class TTAPipeline:
             num_inference_steps, guidance_scale, sampler, output_type
         )
         reranker = self._reranker() if n_cand > 1 else None
+        peak_limit = check_peak_limit(peak_limit)
+        compose = self._check_compose(compose, guidance_scale)
 
         # 2. Latent shape for the requested duration (padded for the UNet; audio trimmed in step 7)
         layout = self.layout(audio_length_in_s)
         total = len(prompts) * per_prompt * n_cand
         device = self.device
 
-        # 3. Encode prompts (and negative prompts) with CLAP: [B, D] each, repeated per waveform
-        cond, uncond = self._encode_prompts(prompts, negatives, per_prompt * n_cand, guidance_scale)
+        # 3. Encode prompts (and negative prompts) with CLAP: [B, D] each (or each prompt's sounds), repeated
+        cond, uncond, sources = self._encode_prompts(prompts, negatives, per_prompt * n_cand, guidance_scale, compose)
 
         # 4. Scheduler
         scheduler.set_timesteps(steps, device=device)
@@ -387,12 +405,14 @@ class TTAPipeline:
         if reranker is not None:
             audio, keep, scores = self._rerank(reranker, prompts, audio, per_prompt, n_cand)
             seeds = [seeds[i] for i in keep] if seeds is not None else None
-        audio = audio.float().cpu()
+        audio, gains = limit_peaks(audio.float().cpu(), peak_limit)
         return TTAPipelineOutput(
             audios=audio.numpy() if output_type == "np" else audio,
             sample_rate=self.sample_rate,
             seeds=seeds,
             clap_scores=scores,
+            peak_gains=gains.numpy(),
+            sources=[list(parts) for parts in sources for _ in range(per_prompt)],
         )
 
     @torch.inference_mode()
@@ -414,6 +434,8 @@ class TTAPipeline:
         progress: bool = True,
         callback: StepCallback | None = None,
         output_type: str = "np",
+        peak_limit: float | None = DEFAULT_PEAK_LIMIT,
+        compose: bool | None = None,
     ) -> EditOutput:
         """Edit existing audio under a prompt: style transfer, inpainting or super-resolution.
 
@@ -449,9 +471,11 @@ class TTAPipeline:
         negatives = self._check_negative(negative_prompt, 1)
         total = _check_positive_int(num_waveforms, "num_waveforms")
         strength = _check_unit(strength, "strength")
+        peak_limit = check_peak_limit(peak_limit)
         steps, guidance_scale, scheduler = self._check_sampling(
             num_inference_steps, guidance_scale, sampler, output_type
         )
+        compose = self._check_compose(compose, guidance_scale)
         wav = normalize_waveform(load_edit_audio(audio, sample_rate, self.sample_rate))
         if region is not None:
             region = region.check(wav.size / self.sample_rate, self.sample_rate)
@@ -465,7 +489,7 @@ class TTAPipeline:
         x0 = self.encode_mel(mel[None, None]).expand(total, -1, -1, -1)
 
         # 3. Encode the prompt (and negative prompt) with CLAP
-        cond, uncond = self._encode_prompts(prompts, negatives, total, guidance_scale)
+        cond, uncond, sources = self._encode_prompts(prompts, negatives, total, guidance_scale, compose)
 
         # 4. Scheduler: the last `strength` of the steps
         scheduler.set_timesteps(steps, device=device)
@@ -498,12 +522,14 @@ class TTAPipeline:
             weights = weights.to(device=device, dtype=out_mel.dtype)
             out_mel = weights * self.decode_mel(x0[:1]) + (1.0 - weights) * out_mel
         num_frames = math.ceil(wav.size / self.hop_length)
-        audio = self.vocode(out_mel, num_frames)[:, : wav.size].float().cpu()
+        audio, gains = limit_peaks(self.vocode(out_mel, num_frames)[:, : wav.size].float().cpu(), peak_limit)
         out_mel = out_mel[:, 0, :num_frames].float().cpu()
         return EditOutput(
             audios=audio.numpy() if output_type == "np" else audio,
             sample_rate=self.sample_rate,
             seeds=seeds,
+            peak_gains=gains.numpy(),
+            sources=[list(sources[0]) for _ in range(total)],
             mels=out_mel.numpy() if output_type == "np" else out_mel,
             region=region,
         )
@@ -609,24 +635,60 @@ class TTAPipeline:
             raise InputError(f"num_inference_steps must be at most {max_steps}, got {steps}")
         return steps, guidance_scale, scheduler
 
+    def _check_compose(self, compose: Any, guidance_scale: float) -> bool:
+        """Whether prompts are split into sounds: see ``compose`` in :meth:`__call__`."""
+        able = self.prior is not None and self.prior.max_sources > 1
+        if compose is None:
+            return able and guidance_scale > 1.0
+        if not isinstance(compose, bool):
+            raise InputError(f"compose must be True, False or None, got {compose!r}")
+        if compose and not able:
+            why = "has no retrieval prior" if self.prior is None else "has a prior with max_sources 1"
+            raise InputError(
+                f"compose=True needs the model's retrieval prior with max_sources >= 2; this pipeline {why} "
+                "(`tta prior build --max-sources 2`)"
+            )
+        if compose and guidance_scale <= 1.0:
+            raise InputError(f"compose=True needs guidance (guidance_scale > 1), got {guidance_scale}")
+        return compose
+
     def _encode_prompts(
-        self, prompts: list[str], negatives: list[str], repeat: int, guidance_scale: float
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self, prompts: list[str], negatives: list[str], repeat: int, guidance_scale: float, compose: bool = False
+    ) -> tuple[torch.Tensor | list[torch.Tensor], torch.Tensor | None, list[list[str]]]:
         """CLAP text embeddings of the prompts and (with guidance) negatives, each [len(prompts) * repeat, D];
         with a :attr:`prior`, every non-empty text's embedding goes through it (the empty text, the unconditional
-        branch the UNet was trained with, never does)."""
+        branch the UNet was trained with, never does).
+
+        With ``compose``, a prompt whose parts the prior takes as several sounds is conditioned on each of them:
+        ``cond`` is then a list of one [J, D] tensor per latent. Also returns each prompt's condition texts.
+        """
+        from tta.sampling.composition import split_prompt
+
         do_guidance = guidance_scale > 1.0
-        texts = prompts + (negatives if do_guidance else [])
-        unique = {text: None for text in texts}  # each text alone: its embedding never depends on the batch
-        for text in unique:
-            unique[text] = self.clap.encode_text([text])
-            if self.prior is not None and text.strip():
-                unique[text] = self.prior(unique[text])  # the prior meets the query on its device
-        embeds = torch.cat([unique[text] for text in texts])
-        embeds = embeds.to(device=self.device, dtype=torch.float32)
-        cond = embeds[: len(prompts)].repeat_interleave(repeat, dim=0)
-        uncond = embeds[len(prompts) :].repeat_interleave(repeat, dim=0) if do_guidance else None
-        return cond, uncond
+        raw: dict[str, torch.Tensor] = {}  # each text alone: its embedding never depends on the batch
+
+        def embed(text: str, mapped: bool = True) -> torch.Tensor:
+            if text not in raw:
+                raw[text] = self.clap.encode_text([text])
+            if mapped and self.prior is not None and text.strip():
+                return self.prior(raw[text])  # the prior meets the query on its device
+            return raw[text]
+
+        sources = []
+        for prompt in prompts:
+            parts = split_prompt(prompt) if compose else [prompt]
+            taken = self.prior.sound_parts(torch.cat([embed(p, mapped=False) for p in parts])) if compose else []
+            sources.append([parts[i] for i in taken] or [prompt])
+
+        def stack(texts: list[str]) -> torch.Tensor:
+            return torch.cat([embed(text) for text in texts]).to(device=self.device, dtype=torch.float32)
+
+        uncond = stack(negatives).repeat_interleave(repeat, dim=0) if do_guidance else None
+        if all(len(texts) == 1 for texts in sources):
+            cond = stack([texts[0] for texts in sources]).repeat_interleave(repeat, dim=0)
+        else:
+            cond = [stack(texts) for texts in sources for _ in range(repeat)]
+        return cond, uncond, sources
 
     @staticmethod
     def _check_negative(negative_prompt: str | list[str] | None, batch: int) -> list[str]:

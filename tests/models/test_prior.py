@@ -100,7 +100,8 @@ def prior_dir(tta_model_dir, tmp_path_factory):
 def test_the_pipeline_conditions_through_the_prior_but_never_the_empty_text(prior_dir):
     pipe = TTAPipeline.from_pretrained(prior_dir)
     assert pipe.prior is not None and pipe.prior.top_k == 2
-    cond, uncond = pipe._encode_prompts(["rain"], [""], 1, 3.0)
+    cond, uncond, sources = pipe._encode_prompts(["rain"], [""], 1, 3.0)
+    assert sources == [["rain"]]
     torch.testing.assert_close(cond, pipe.prior(pipe.clap.encode_text(["rain"])))
     torch.testing.assert_close(uncond, pipe.clap.encode_text([""]))
     kw = dict(audio_length_in_s=0.3, seed=5, num_inference_steps=3, progress=False)

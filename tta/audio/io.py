@@ -65,12 +65,19 @@ def normalize_waveform(wav: np.ndarray, peak: float = 0.5, eps: float = 1e-8) ->
 def save_audio(path: str | os.PathLike, wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
     """Write a mono float waveform [N] as 16-bit PCM WAV, atomically (temp file, then rename).
 
-    A failure leaves no partial file at ``path``.
+    A failure leaves no partial file at ``path``. Samples past full scale are clipped, with a warning that counts
+    them (the pipeline's ``peak_limit`` keeps generated audio inside it).
     """
     path = Path(path)
     wav = np.asarray(wav, dtype=np.float32).reshape(-1)
     if not np.all(np.isfinite(wav)):
         raise InputError(f"refusing to write NaN/inf samples to {path}")
+    over = int(np.count_nonzero(np.abs(wav) > 1.0 + 2**-16))  # less than half a 16-bit step loses nothing
+    if over:
+        warnings.warn(
+            f"{path.name}: {over} samples past full scale (peak {np.abs(wav).max():.2f}) clipped to +-1",
+            stacklevel=2,
+        )
     buf = io.BytesIO()
     sf.write(buf, np.clip(wav, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
     return write_atomic(path, buf.getvalue())

@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tta.cli.generate import add_compose_argument, add_peak_limit_arguments, check_peak_limit_arg
 from tta.errors import InputError
 
 MODES = {"style": "style transfer", "inpaint": "inpainting", "superres": "super-resolution"}
@@ -48,6 +49,8 @@ def register(subparsers) -> None:
     common.add_argument(
         "--no-prior", action="store_true", help="condition on the raw CLAP text embedding (skip the model's prior/)"
     )
+    add_compose_argument(common)
+    add_peak_limit_arguments(common)
     common.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     p = subparsers.add_parser(
@@ -110,6 +113,7 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError(f"--guidance must be a finite number, got {args.guidance}")
     if args.seed is not None and not 0 <= args.seed < 2**62:
         raise InputError(f"--seed must be in [0, 2**62), got {args.seed}")
+    check_peak_limit_arg(args)
     args.sampler = sampler_name(args.sampler)
     kwargs: dict[str, Any] = {}
     if args.mode == "inpaint":
@@ -166,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         "seed": seed,
         "strength": args.strength,
         "progress": not args.no_progress,
+        "peak_limit": args.peak_limit,
+        "compose": args.compose,
     }
     audio, sr = args.audio, SAMPLE_RATE
     if args.mode == "superres":
@@ -190,6 +196,10 @@ def run(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "guidance": args.guidance,
         "prior": pipe.prior is not None,
+        "compose": args.compose,
+        "sources": result.sources[0],
+        "peak_limit": args.peak_limit,
+        "peak_gain": float(result.peak_gains[0]),
         "sample_rate": pipe.sample_rate,
         "file": path.name,
         "num_samples": int(result.audios.shape[1]),

@@ -93,11 +93,46 @@ def register(subparsers) -> None:
         action="store_true",
         help="condition on the raw CLAP text embedding even if the model has a retrieval prior (prior/)",
     )
+    add_compose_argument(p)
+    add_peak_limit_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument(
         "--mel-png", action="store_true", help="also save each output's log-mel spectrogram as <name>.png beside it"
     )
     p.set_defaults(func=run)
+
+
+def add_compose_argument(p: argparse.ArgumentParser) -> None:
+    """``--no-compose`` (shared by ``tta generate`` and ``tta edit``)."""
+    p.add_argument(
+        "--no-compose",
+        dest="compose",
+        action="store_const",
+        const=False,
+        default=None,
+        help="condition a prompt that names several sounds on it whole, not on each sound (default: composed "
+        "when the model's prior allows it; the sidecar lists the sounds used)",
+    )
+
+
+def add_peak_limit_arguments(p: argparse.ArgumentParser) -> None:
+    """``--peak-limit X`` / ``--no-peak-limit`` (shared by ``tta generate`` and ``tta edit``)."""
+    from tta.audio.limiter import DEFAULT_PEAK_LIMIT
+
+    p.add_argument(
+        "--peak-limit",
+        type=float,
+        default=DEFAULT_PEAK_LIMIT,
+        help="scale a waveform whose peak exceeds this (0-1] down to it, so the WAV does not clip "
+        "(default %(default)s; the gain is recorded in the sidecar)",
+    )
+    p.add_argument(
+        "--no-peak-limit",
+        dest="peak_limit",
+        action="store_const",
+        const=None,
+        help="write the decoder's output as it is (samples past full scale are clipped by the WAV writer)",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -146,7 +181,17 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--seed must be in [0, 2**62), got {args.seed}")
     if args.negative is not None and not isinstance(args.negative, str):
         raise InputError("--negative must be a string")
+    check_peak_limit_arg(args)
     args.sampler = sampler_name(args.sampler)
+
+
+def check_peak_limit_arg(args: argparse.Namespace) -> None:
+    from tta.audio.limiter import check_peak_limit
+
+    try:
+        args.peak_limit = check_peak_limit(args.peak_limit)
+    except InputError as err:
+        raise InputError(f"--peak-limit must be in (0, 1], got {args.peak_limit}") from err
 
 
 def parse_shard(shard: str | None, environ=os.environ) -> tuple[int, int]:
@@ -223,6 +268,8 @@ def make_sidecar(args: argparse.Namespace, pipe, **fields: Any) -> dict[str, Any
         "duration": args.duration,
         "candidates": args.candidates,
         "prior": pipe.prior is not None,
+        "compose": args.compose,
+        "peak_limit": args.peak_limit,
         "batch_size": args.batch_size,
         "dtype": args.dtype,
         "device": args.device,
@@ -245,6 +292,8 @@ def load_sidecar(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     args.duration, args.candidates, args.batch_size = meta["duration"], meta["candidates"], meta["batch_size"]
     args.seed = meta["base_seed"]
     args.no_prior = meta.get("prior") is False
+    args.peak_limit = meta.get("peak_limit")  # sidecars from before the limiter: none was applied
+    args.compose = meta.get("compose", False)  # sidecars from before composition: none was used
     args.dtype = meta.get("dtype", "float32")
     if args.model is None:
         args.model = meta["model"]
@@ -317,6 +366,8 @@ def run(args: argparse.Namespace) -> int:
         "num_candidates": args.candidates,
         "sampler": args.sampler,
         "progress": not args.no_progress,
+        "peak_limit": args.peak_limit,
+        "compose": args.compose,
     }
     if meta is not None:  # re-run the original batch, keep the one output
         batch, first = list(meta["batch_prompts"]), int(meta["batch_first_index"])
@@ -353,6 +404,8 @@ def run(args: argparse.Namespace) -> int:
             }
             if result.clap_scores is not None:
                 fields["clap_score"] = float(result.clap_scores[j])
+            fields["peak_gain"] = float(result.peak_gains[j])
+            fields["sources"] = result.sources[j]
             _write(paths[k], result.audios[j], pipe.sample_rate, make_sidecar(args, pipe, **fields))
             if args.mel_png:
                 _write_png(paths[k], result.audios[j], pipe.sample_rate, prompt)

@@ -38,6 +38,24 @@ def register(subparsers) -> None:
         "--temperature", type=float, default=0.02, help="softmax temperature; 0: equal weights (default %(default)s)"
     )
     p.add_argument("--text-weight", type=float, default=0.0, help="share of the text embedding kept (0-1)")
+    p.add_argument(
+        "--max-sources",
+        type=int,
+        default=2,
+        help="most sounds one prompt is composed of (tta.sampling.composition); 1: off (default %(default)s)",
+    )
+    p.add_argument(
+        "--min-match",
+        type=float,
+        default=0.6,
+        help="a prompt part is a sound if a recording matches it at least this well (cosine; %(default)s)",
+    )
+    p.add_argument(
+        "--max-cosine",
+        type=float,
+        default=0.5,
+        help="two parts are two sounds if their mappings' cosine is at most this (default %(default)s)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
@@ -83,8 +101,15 @@ def run(args: argparse.Namespace) -> int:
         if args.audio
         else corpus_clips(Path(args.corpus or cache_dir() / "corpus"), args.split)
     )
-    # settings are checked before the (slow) embedding
-    RetrievalPrior(torch.ones(1, 1), top_k=args.top_k, temperature=args.temperature, text_weight=args.text_weight)
+    settings = dict(
+        top_k=args.top_k,
+        temperature=args.temperature,
+        text_weight=args.text_weight,
+        max_sources=args.max_sources,
+        min_match=args.min_match,
+        max_cosine=args.max_cosine,
+    )
+    RetrievalPrior(torch.ones(1, 1), **settings)  # settings are checked before the (slow) embedding
     clap = load_clap(model / "clap")
     embeddings, skipped = [], []
     for path in tqdm(clips, desc="embedding", unit="clip", disable=args.no_progress):
@@ -100,9 +125,7 @@ def run(args: argparse.Namespace) -> int:
             embeddings.append(window_embedding(clap, torch.from_numpy(wav[: 20 * 16000]), 5.0, 4).cpu())
     if not embeddings:
         raise InputError(f"none of the {len(clips)} recordings could be embedded")
-    prior = RetrievalPrior(
-        torch.stack(embeddings), top_k=args.top_k, temperature=args.temperature, text_weight=args.text_weight
-    )
+    prior = RetrievalPrior(torch.stack(embeddings), **settings)
     tmp = Path(tempfile.mkdtemp(prefix=".prior.", dir=model))
     tmp.chmod(0o755)  # mkdtemp makes it private; the model folder is meant to be shared
     try:  # written beside, then swapped in: an interrupted build never leaves a half-written prior/

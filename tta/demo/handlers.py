@@ -73,6 +73,14 @@ def _common(pipe, negative: Any, steps: Any, guidance: Any, seed: Any) -> dict[s
     }
 
 
+def _report_conditioning(settings: dict[str, Any], out) -> None:
+    """Add what the pipeline did on its own: the sounds a composed prompt was split into, the peak gain."""
+    if out.sources is not None and len(out.sources[0]) > 1:
+        settings["sounds"] = out.sources[0]
+    if out.peak_gains is not None and out.peak_gains[0] < 1.0:
+        settings["peak_gain"] = round(float(out.peak_gains[0]), 4)
+
+
 def _result(pipe, wav: np.ndarray, settings: dict[str, Any], cli: str) -> DemoResult:
     pcm = (np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0) * 32767).round().astype(np.int16)
     return DemoResult(pipe.sample_rate, pcm, spectrogram_image(wav, pipe.sample_rate), settings, cli)
@@ -107,6 +115,7 @@ def run_generate(
     settings = {"mode": "generate", "prompt": prompt, **options, "seed": out.seeds[0]}
     if out.clap_scores is not None:
         settings["clap_score"] = round(float(out.clap_scores[0]), 4)
+    _report_conditioning(settings, out)
     return _result(pipe, out.audios[0], settings, cli_line(["tta", "generate", prompt], options))
 
 
@@ -169,4 +178,5 @@ def run_edit(
         model=pipe.name_or_path,
     )
     settings = {"mode": mode, "input": Path(upload).name, **options}
+    _report_conditioning(settings, out)
     return _result(pipe, out.audios[0], settings, cli_line(["tta", "edit", mode, Path(upload).name], options))

@@ -7,6 +7,10 @@ embedding by the (similarity-weighted) mean of its ``top_k`` nearest bank entrie
 the text embedding (``text_weight``), renormalised. It needs no training, works for any prompt CLAP can place,
 and is an optional component of a model folder (``prior/``, built by ``tta prior build``); the pipeline applies it to
 every non-empty text.
+
+It also decides which parts of a prompt name sounds of their own (:meth:`RetrievalPrior.sound_parts`), for
+composed guidance (:mod:`tta.sampling.composition`): a part counts when some bank recording matches it well, and
+two parts count as two sounds when their mappings differ.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ class RetrievalPrior(nn.Module):
         text_weight: in [0, 1]: the share of the text embedding kept in the output (0: bank only).
         clap_fingerprint: :func:`tta.loading.clap_fingerprint` of the CLAP that embedded the bank (written by
             :func:`tta.loading.save_components`; a model folder ignores a prior built with another CLAP).
+        max_sources: most sounds a prompt is composed of (:meth:`sound_parts`); 1 turns composition off.
+        min_match: a prompt part names a sound only if its text embedding's cosine with its nearest bank entry is
+            at least this.
+        max_cosine: two parts are two sounds only if the cosine between their mapped conditions is at most this.
     """
 
     def __init__(
@@ -44,6 +52,9 @@ class RetrievalPrior(nn.Module):
         temperature: float = 0.02,
         text_weight: float = 0.0,
         clap_fingerprint: str | None = None,
+        max_sources: int = 1,
+        min_match: float = 0.6,
+        max_cosine: float = 0.5,
     ):
         super().__init__()
         embeddings = torch.as_tensor(embeddings, dtype=torch.float32)
@@ -57,15 +68,30 @@ class RetrievalPrior(nn.Module):
             raise InputError(f"temperature must be >= 0, got {temperature!r}")
         if not 0.0 <= text_weight <= 1.0:
             raise InputError(f"text_weight must be in [0, 1], got {text_weight!r}")
+        if isinstance(max_sources, bool) or not isinstance(max_sources, int) or max_sources < 1:
+            raise InputError(f"max_sources must be an integer >= 1, got {max_sources!r}")
+        for name, value in (("min_match", min_match), ("max_cosine", max_cosine)):
+            if not -1.0 <= value <= 1.0:  # NaN fails too
+                raise InputError(f"{name} must be a cosine in [-1, 1], got {value!r}")
         self.register_buffer("embeddings", F.normalize(embeddings, dim=-1))
         self.top_k = top_k
         self.temperature = float(temperature)
         self.text_weight = float(text_weight)
         self.clap_fingerprint = clap_fingerprint
+        self.max_sources = max_sources
+        self.min_match = float(min_match)
+        self.max_cosine = float(max_cosine)
 
     @property
     def config(self) -> dict:
-        return {"top_k": self.top_k, "temperature": self.temperature, "text_weight": self.text_weight}
+        return {
+            "top_k": self.top_k,
+            "temperature": self.temperature,
+            "text_weight": self.text_weight,
+            "max_sources": self.max_sources,
+            "min_match": self.min_match,
+            "max_cosine": self.max_cosine,
+        }
 
     @property
     def embedding_dim(self) -> int:
@@ -86,6 +112,30 @@ class RetrievalPrior(nn.Module):
         audio = F.normalize((weights.unsqueeze(-1) * bank[idx]).sum(1), dim=-1)
         out = F.normalize(self.text_weight * query + (1.0 - self.text_weight) * audio, dim=-1)
         return out.to(text.dtype)
+
+    @torch.no_grad()
+    def sound_parts(self, parts: torch.Tensor) -> list[int]:
+        """Which prompt parts (text embeddings [P, D], in prompt order) to compose as separate sounds.
+
+        Parts whose nearest bank entry is at least ``min_match`` are taken best match first, each only if its
+        mapping's cosine with every part taken so far is at most ``max_cosine``, up to ``max_sources``.
+
+        Returns:
+            The indices of the parts taken, in prompt order, or ``[]`` when fewer than two are (the prompt is then
+            one sound).
+        """
+        if self.max_sources < 2 or parts.shape[0] < 2:
+            return []
+        query = F.normalize(parts.float(), dim=-1)
+        match = (query @ self.embeddings.to(query.device).T).amax(dim=1)  # [P]
+        mapped = self(query)  # [P, D]
+        taken: list[int] = []
+        for i in match.argsort(descending=True, stable=True).tolist():
+            if match[i] < self.min_match or len(taken) == self.max_sources:
+                break
+            if all(float(mapped[i] @ mapped[j]) <= self.max_cosine for j in taken):
+                taken.append(i)
+        return sorted(taken) if len(taken) >= 2 else []
 
     def save_pretrained(self, folder: str | os.PathLike, clap_fingerprint: str | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (the bank, float16) into ``folder``, tagged with
@@ -119,9 +169,8 @@ class RetrievalPrior(nn.Module):
             bank = load_file(str(weights))["embeddings"]
         except Exception as err:  # missing, truncated, not safetensors, no "embeddings"
             raise ModelLoadError(f"cannot load the prior's bank {weights}: {err}") from err
-        kwargs = {
-            key: config[key] for key in ("top_k", "temperature", "text_weight", "clap_fingerprint") if key in config
-        }
+        keys = ("top_k", "temperature", "text_weight", "clap_fingerprint", "max_sources", "min_match", "max_cosine")
+        kwargs = {key: config[key] for key in keys if key in config}
         try:
             return cls(bank, **kwargs)
         except InputError as err:

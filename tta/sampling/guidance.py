@@ -1,4 +1,9 @@
-"""Classifier-free guidance: one function that wraps the UNet; the sampler loop knows nothing of it."""
+"""Classifier-free guidance: one function that wraps the UNet; the sampler loop knows nothing of it.
+
+With composed prompts (:mod:`tta.sampling.composition`) a latent may have several conditions (one per sound); its
+guided prediction is then ``eps_u + g * mean_j (eps_j - eps_u)`` (composable diffusion, Liu et al. 2022), still
+from one batched UNet call per step.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def guided_denoiser(
     unet: torch.nn.Module,
-    cond: torch.Tensor,
+    cond: torch.Tensor | list[torch.Tensor],
     uncond: torch.Tensor | None,
     guidance_scale: float,
 ) -> Denoiser:
@@ -20,7 +25,8 @@ def guided_denoiser(
 
     Args:
         unet: a ``UNet2DConditionModel`` conditioned through ``class_labels`` (AudioLDM's FiLM on CLAP).
-        cond: conditioning embeddings [B, D] (the prompts).
+        cond: conditioning embeddings [B, D] (the prompts), or, for composed prompts, one tensor [J_b, D] per
+            latent (its sounds; with guidance on). A latent with one condition is guided exactly as with [B, D].
         uncond: unconditional / negative-prompt embeddings [B, D]; unused when guidance is off.
         guidance_scale: ``uncond + scale * (cond - uncond)``; guidance is on when ``scale > 1`` (as in
             diffusers), else the UNet runs on ``cond`` alone.
@@ -30,6 +36,10 @@ def guided_denoiser(
         UNet's dtype; ``eps`` comes back in ``x``'s dtype).
     """
     do_guidance = guidance_scale > 1.0 and uncond is not None
+    if isinstance(cond, (list, tuple)):
+        if not do_guidance:
+            raise ValueError("several conditions per latent need classifier-free guidance (scale > 1, uncond)")
+        return _composed_denoiser(unet, list(cond), uncond, guidance_scale)
     labels = torch.cat([uncond, cond]) if do_guidance else cond
 
     dtype = next(unet.parameters()).dtype
@@ -43,5 +53,29 @@ def guided_denoiser(
             return eps
         eps_uncond, eps_cond = eps.chunk(2)
         return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+
+    return denoise
+
+
+def _composed_denoiser(
+    unet: torch.nn.Module, sources: list[torch.Tensor], uncond: torch.Tensor, guidance_scale: float
+) -> Denoiser:
+    """``eps_u + g * mean_j (eps_j - eps_u)`` per latent; ``sources[b]`` [J_b, D] are latent b's conditions."""
+    if len(sources) != uncond.shape[0] or any(s.ndim != 2 or s.shape[0] < 1 for s in sources):
+        raise ValueError(f"expected one non-empty [J, D] tensor per latent ({uncond.shape[0]}), got {len(sources)}")
+    dtype = next(unet.parameters()).dtype
+    labels = torch.cat([uncond, *sources]).to(dtype)
+    counts = torch.tensor([s.shape[0] for s in sources], device=uncond.device)
+    owner = torch.repeat_interleave(torch.arange(len(sources), device=uncond.device), counts)  # cond row -> latent
+    batch = len(sources)
+
+    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        x_in = torch.cat([x, x[owner.to(x.device)]])
+        eps = unet(x_in.to(dtype), t, encoder_hidden_states=None, class_labels=labels).sample.to(x.dtype)
+        eps_uncond, eps_cond = eps[:batch], eps[batch:]
+        index = owner.to(eps.device)
+        delta = torch.zeros_like(eps_uncond).index_add_(0, index, eps_cond - eps_uncond[index])
+        delta = delta / counts.to(device=eps.device, dtype=eps.dtype).view(-1, *([1] * (eps.ndim - 1)))
+        return eps_uncond + guidance_scale * delta
 
     return denoise
