@@ -8,6 +8,7 @@ are embedded once. Prints a markdown table and, with ``--json``, writes every fi
     .venv/bin/python benchmarks/eval_ldm.py --guidance 1 2.5 4 --steps 10 20 --seconds 5
     .venv/bin/python benchmarks/eval_ldm.py --guidance 4 --steps 20 --candidates 1 4   # CLAP re-ranking
     .venv/bin/python benchmarks/eval_ldm.py --guidance 6 --prior on off --prompt-set tuning  # the retrieval prior
+    .venv/bin/python benchmarks/eval_ldm.py --guidance 6 --compose on off --pairs-only      # composed prompts
 
 With ``--candidates N`` the pipeline keeps the best of N by its CLAP, which for the shipped model also judges:
 such rows measure the re-ranking feature, not the UNet alone. The first line gives the judge's top-1 on the real
@@ -58,6 +59,15 @@ def main() -> None:
         help="with and/or without the model's retrieval prior (prior/), e.g. --prior on off",
     )
     parser.add_argument(
+        "--compose",
+        nargs="+",
+        default=["auto"],
+        choices=["auto", "on", "off"],
+        help="composed guidance for prompts naming several sounds: the model's choice (auto), forced on (its prior "
+        "composing up to two sounds, whatever prior/config.json says) or off",
+    )
+    parser.add_argument("--pairs-only", action="store_true", help="only the two-source prompts (no FAD, no single)")
+    parser.add_argument(
         "--prompt-set",
         default="report",
         choices=["report", "tuning"],
@@ -85,27 +95,38 @@ def main() -> None:
     print(f"real {args.split} clips, single-source top-1: {real_clip_alignment(clap, items, classes):.1%}")
     rows = []
     print(
-        "| prior | guidance | steps | candidates | single-source top-1 | top-5 | two-source both in top 5 | FAD "
-        "| s per clip |"
+        "| prior | compose | guidance | steps | candidates | single-source top-1 | top-5 | two-source both in top 5 "
+        "| FAD | s per clip |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for use, guidance, steps, n in itertools.product(args.prior, args.guidance, args.steps, args.candidates):
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    max_sources = prior.max_sources if prior is not None else 1
+    settings = itertools.product(args.prior, args.compose, args.guidance, args.steps, args.candidates)
+    for use, compose, guidance, steps, n in settings:
         if use == "on" and prior is None:
             print("(no prior/ in the model folder: the 'on' rows run without one)")
         pipe.prior = prior if use == "on" else None
-        kw = dict(num_candidates=n)
-        audio, per_clip = generate(pipe, [p for p, _ in single], args.seconds, steps, guidance, seed, **kw)
-        pair_audio, _ = generate(pipe, pair_prompts, args.seconds, steps, guidance, seed + 10_000, **kw)
-        out = alignment(clap, single, audio, pairs, pair_audio, classes)
-        fad = frechet_distance(embed_clips(clap, [torch.as_tensor(a) for a in audio]).numpy(), ref_emb)
-        row = {"prior": pipe.prior is not None, "guidance": guidance, "steps": steps, "candidates": n}
+        if prior is not None:
+            prior.max_sources = max(2, max_sources) if compose == "on" else max_sources
+        kw = dict(num_candidates=n, compose={"auto": None, "on": None, "off": False}[compose])
+        single_rows, audio, fad = [] if args.pairs_only else single, [], float("nan")
+        if single_rows:
+            audio, per_clip = generate(pipe, [p for p, _ in single], args.seconds, steps, guidance, seed, **kw)
+            fad = frechet_distance(embed_clips(clap, [torch.as_tensor(a) for a in audio]).numpy(), ref_emb)
+        pair_audio, pair_s = generate(pipe, pair_prompts, args.seconds, steps, guidance, seed + 10_000, **kw)
+        per_clip = per_clip if single_rows else pair_s
+        out = alignment(clap, single_rows, audio, pairs, pair_audio, classes)
+        row = {"prior": pipe.prior is not None, "compose": compose, "guidance": guidance, "steps": steps}
+        row["candidates"] = n
         rows.append({**row, "fad": fad, "seconds_per_clip": per_clip, **out})
         pair_cell = f"{out['pair_both_top5']:.0%}"
+        single_cells = "- | -" if args.pairs_only else f"{out['single_top1']:.1%} | {out['single_top5']:.1%}"
         print(
-            f"| {'on' if row['prior'] else 'off'} | {guidance:g} | {steps} | {n} | {out['single_top1']:.1%} | "
-            f"{out['single_top5']:.1%} | {pair_cell} | {fad:.3f} | {per_clip:.2f} |",
+            f"| {'on' if row['prior'] else 'off'} | {compose} | {guidance:g} | {steps} | {n} | {single_cells} | "
+            f"{pair_cell} | {fad:.3f} | {per_clip:.2f} |",
             flush=True,
         )
+    if prior is not None:
+        prior.max_sources = max_sources
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 

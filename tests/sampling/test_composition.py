@@ -27,6 +27,8 @@ from tta.sampling.composition import split_prompt
         ("Thunder, rain  AND wind", ["Thunder", "rain", "wind"]),
         ("rain and and wind,", ["rain", "wind"]),
         ("the sound of rain", ["the sound of rain"]),  # no connective
+        ("footsteps on gravel", ["footsteps on gravel"]),  # a surface, not a second sound
+        ("waves crashing on the shore with seagulls", ["waves crashing on the shore", "seagulls"]),
         ("a cat meowing", ["a cat meowing"]),
         ("inside the wind tunnel", ["inside the wind tunnel"]),  # "in" only as a whole word
         ("and", ["and"]),  # nothing but a connective: the prompt itself

@@ -157,9 +157,11 @@ def generate(
     seed: int,
     batch: int = 4,
     num_candidates: int = 1,
+    compose: bool | None = None,
 ):
     """Audio [N] arrays for ``prompts`` (seeds ``seed + i``), and the seconds it took per clip. With
-    ``num_candidates`` > 1 the pipeline keeps the best of that many candidates by CLAP score."""
+    ``num_candidates`` > 1 the pipeline keeps the best of that many candidates by CLAP score; ``compose`` as in
+    the pipeline (None: the model's own choice)."""
     audio: list[np.ndarray] = []
     start = time.perf_counter()
     for first in range(0, len(prompts), batch):
@@ -172,6 +174,7 @@ def generate(
             seed=[(seed + first + i) * num_candidates + k for i in range(len(chunk)) for k in range(num_candidates)],
             num_candidates=num_candidates,
             progress=False,
+            compose=compose,
         )
         audio.extend(np.asarray(a, np.float32) for a in result.audios)
     return audio, (time.perf_counter() - start) / max(1, len(prompts))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 
 # Words and phrases that join two sounds in an English description; longer phrases first (regex alternation).
+# Not "on", "through" or "against": they nearly always name a surface ("footsteps on gravel", "rain on a tin roof",
+# "wind through trees"), which changes the sound rather than adding one.
 CONNECTIVES: tuple[str, ...] = (
     "accompanied by",
     "together with",
@@ -23,7 +25,6 @@ CONNECTIVES: tuple[str, ...] = (
     "as well as",
     "next to",
     "close to",
-    "on top of",
     "while",
     "whilst",
     "with",
@@ -42,9 +43,6 @@ CONNECTIVES: tuple[str, ...] = (
     "amidst",
     "among",
     "during",
-    "against",
-    "through",
-    "on",
     "as",
     "then",
 )
