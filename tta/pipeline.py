@@ -69,7 +69,8 @@ class EditOutput(TTAPipelineOutput):
     """What :meth:`TTAPipeline.edit` returns: the audio as for generation, plus
 
     Attributes:
-        mels: the final log-mels [B, T, n_mels] (numpy or torch like ``audios``), T = ceil(N / hop).
+        mels: the final log-mels [B, T, n_mels] (numpy or torch like ``audios``), T = ceil(N / hop), as decoded
+            (before ``peak_limit`` scales the waveform).
         region: the :class:`tta.editing.EditRegion` regenerated (None for style transfer), ranges clipped to the
             input and the cut-off resolved.
     """
@@ -637,7 +638,7 @@ class TTAPipeline:
 
     def _check_compose(self, compose: Any, guidance_scale: float) -> bool:
         """Whether prompts are split into sounds: see ``compose`` in :meth:`__call__`."""
-        able = self.prior is not None and self.prior.max_sources > 1
+        able = self.prior is not None and getattr(self.prior, "max_sources", 1) > 1
         if compose is None:
             return able and guidance_scale > 1.0
         if not isinstance(compose, bool):

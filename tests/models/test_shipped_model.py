@@ -67,3 +67,23 @@ def test_shipped_prior_belongs_to_the_shipped_clap(pipe):
     bank = pipe.prior.embeddings
     assert (mapped @ bank.T).max() > (text @ bank.T).max()
     assert abs(float(mapped.norm()) - 1.0) < 1e-5
+
+
+def test_shipped_prior_composes_prompts_that_name_two_sounds(pipe):
+    """The shipped prior splits prompts naming two sounds it knows, and keeps one-sound descriptions whole
+    (a surface or a place is not a second sound)."""
+    assert pipe.prior.max_sources == 2
+    prompts = [
+        "dog barking in rain",
+        "a cat meowing and a dog barking",
+        "footsteps on gravel",
+        "birds singing in a forest",
+    ]
+    out = pipe(prompts, audio_length_in_s=0.3, num_inference_steps=1, seed=0, progress=False)
+    assert out.sources == [
+        ["dog barking", "rain"],
+        ["a cat meowing", "a dog barking"],
+        ["footsteps on gravel"],
+        ["birds singing in a forest"],
+    ]
+    assert np.abs(out.audios).max() <= 0.98 + 1e-6  # the peak limit holds
