@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -127,6 +128,11 @@ def test_save_and_load_round_trip(tiny_pipe, tmp_path):
     for sub in ("unet", "vae", "vocoder", "clap"):
         assert (tmp_path / "copy" / sub / "config.json").is_file()
     assert not list((tmp_path / "copy").rglob("*.bin"))
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [tmp_path / "copy", *(tmp_path / "copy").rglob("*")]:  # readable by others, as the umask allows
+        wanted = (0o755 if path.is_dir() else 0o644) & ~mask
+        assert path.stat().st_mode & wanted == wanted, path
     again = TTAPipeline.from_pretrained(tmp_path / "copy")
     a = tiny_pipe("a dog", audio_length_in_s=0.2, seed=4, **KW).audios
     b = again("a dog", audio_length_in_s=0.2, seed=4, **KW).audios
