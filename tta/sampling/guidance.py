@@ -65,17 +65,16 @@ def _composed_denoiser(
         raise ValueError(f"expected one non-empty [J, D] tensor per latent ({uncond.shape[0]}), got {len(sources)}")
     dtype = next(unet.parameters()).dtype
     labels = torch.cat([uncond, *sources]).to(dtype)
-    counts = torch.tensor([s.shape[0] for s in sources], device=uncond.device)
+    counts = torch.tensor([s.shape[0] for s in sources], device=uncond.device)  # the latents' device too
     owner = torch.repeat_interleave(torch.arange(len(sources), device=uncond.device), counts)  # cond row -> latent
     batch = len(sources)
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        x_in = torch.cat([x, x[owner.to(x.device)]])
+        x_in = torch.cat([x, x[owner]])
         eps = unet(x_in.to(dtype), t, encoder_hidden_states=None, class_labels=labels).sample.to(x.dtype)
         eps_uncond, eps_cond = eps[:batch], eps[batch:]
-        index = owner.to(eps.device)
-        delta = torch.zeros_like(eps_uncond).index_add_(0, index, eps_cond - eps_uncond[index])
-        delta = delta / counts.to(device=eps.device, dtype=eps.dtype).view(-1, *([1] * (eps.ndim - 1)))
+        delta = torch.zeros_like(eps_uncond).index_add_(0, owner, eps_cond - eps_uncond[owner])
+        delta = delta / counts.to(eps.dtype).view(-1, *([1] * (eps.ndim - 1)))
         return eps_uncond + guidance_scale * delta
 
     return denoise
