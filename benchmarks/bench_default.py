@@ -4,7 +4,9 @@ Loads the shipped model (``checkpoints/``). Before a UNet is shipped, ``--random
 ``configs/model/unet_small.yaml`` with random weights next to the shipped VAE, vocoder and CLAP (speed does not
 depend on the weights). Prints the end-to-end time and the split per stage (CLAP text, UNet, VAE decoder,
 vocoder) for each thread count, median of ``--repeats`` runs after one warm-up, for a prompt naming one sound and
-one naming two (composed into two conditions when the model's prior allows it: three UNet rows a step, not two).
+one naming two (split into two sounds when the model's prior allows it), the latter in each ``--compose-modes``:
+mixed (each sound generated alone and summed: four UNet rows a step and two decodes) and composed guidance (three
+UNet rows a step, one decode).
 
     .venv/bin/python benchmarks/bench_default.py                 # 10 s, default steps/guidance/sampler, 1 and 2 threads
     .venv/bin/python benchmarks/bench_default.py --steps 10 --threads 2
@@ -13,6 +15,7 @@ one naming two (composed into two conditions when the model's prior allows it: t
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
@@ -81,6 +84,7 @@ def main() -> None:
     parser.add_argument(
         "--prompts", nargs="+", default=["a cow mooing", "a dog barking in the rain"], help="prompts timed, each alone"
     )
+    parser.add_argument("--compose-modes", nargs="+", default=["mix", "guidance"], choices=["mix", "guidance"])
     args = parser.parse_args()
     pipe = load(args.random_unet)
     args.steps = pipe.default_steps if args.steps is None else args.steps
@@ -93,20 +97,23 @@ def main() -> None:
         torch.set_num_threads(threads)
         kw = dict(audio_length_in_s=args.duration, num_inference_steps=args.steps, guidance_scale=args.guidance)
         pipe("warm up", progress=False, seed=0, **kw)
-        for prompt in args.prompts:
+        for prompt, mode in itertools.product(args.prompts, args.compose_modes):
+            if mode != args.compose_modes[0] and len(pipe(prompt, progress=False, seed=0, **kw).sources[0]) == 1:
+                continue  # one sound: the mode changes nothing
             walls, stages = [], defaultdict(list)
             for r in range(args.repeats):
                 totals.clear()
                 t0 = time.perf_counter()
-                out = pipe(prompt, progress=False, seed=r, **kw)
+                out = pipe(prompt, progress=False, seed=r, compose_mode=mode, **kw)
                 walls.append(time.perf_counter() - t0)
                 for k, v in totals.items():
                     stages[k].append(v)
             wall = statistics.median(walls)
             split = "  ".join(f"{k} {statistics.median(v):.2f}s" for k, v in sorted(stages.items()))
             sounds = " + ".join(out.sources[0])
+            how = f", {mode}" if len(out.sources[0]) > 1 else ""
             print(
-                f"threads {threads}, {prompt!r} ({len(out.sources[0])} condition(s): {sounds}): {wall:.2f} s wall, "
+                f"threads {threads}, {prompt!r} ({len(out.sources[0])} sound(s): {sounds}{how}): {wall:.2f} s wall, "
                 f"real-time factor {wall / args.duration:.3f}  ({split})"
             )
 

@@ -8,7 +8,8 @@ are embedded once. Prints a markdown table and, with ``--json``, writes every fi
     .venv/bin/python benchmarks/eval_ldm.py --guidance 1 2.5 4 --steps 10 20 --seconds 5
     .venv/bin/python benchmarks/eval_ldm.py --guidance 4 --steps 20 --candidates 1 4   # CLAP re-ranking
     .venv/bin/python benchmarks/eval_ldm.py --guidance 6 --prior on off --prompt-set tuning  # the retrieval prior
-    .venv/bin/python benchmarks/eval_ldm.py --guidance 6 --compose on off --pairs-only      # composed prompts
+    .venv/bin/python benchmarks/eval_ldm.py --guidance 6 --compose mix guidance off --pairs-only   # two-sound prompts
+    .venv/bin/python benchmarks/eval_ldm.py --guidance 6 --compose mix --mix-gain-db 0 -6 -12 --pairs-only
 
 With ``--candidates N`` the pipeline keeps the best of N by its CLAP, which for the shipped model also judges:
 such rows measure the re-ranking feature, not the UNet alone. The first line gives the judge's top-1 on the real
@@ -38,6 +39,7 @@ from tta.evaluation.generation import (
 from tta.models.clap import load_clap
 from tta.paths import cache_dir
 from tta.pipeline import TTAPipeline
+from tta.sampling.mixing import DEFAULT_MIX_GAIN_DB
 
 
 def main() -> None:
@@ -62,9 +64,17 @@ def main() -> None:
         "--compose",
         nargs="+",
         default=["auto"],
-        choices=["auto", "on", "off"],
-        help="composed guidance for prompts naming several sounds: the model's choice (auto), forced on (its prior "
-        "composing up to two sounds, whatever prior/config.json says) or off",
+        choices=["auto", "mix", "guidance", "off"],
+        help="prompts naming several sounds: the model's choice (auto: mixed when its prior allows), each sound "
+        "sampled alone and mixed (mix), composed guidance (guidance), both forced on with the prior composing up to "
+        "two sounds whatever prior/config.json says; or every prompt whole (off)",
+    )
+    parser.add_argument(
+        "--mix-gain-db",
+        type=float,
+        nargs="+",
+        default=[DEFAULT_MIX_GAIN_DB],
+        help="level of a mixed prompt's later sounds against the first (dB; mix and auto rows)",
     )
     parser.add_argument("--pairs-only", action="store_true", help="only the two-source prompts (no FAD, no single)")
     parser.add_argument(
@@ -95,19 +105,22 @@ def main() -> None:
     print(f"real {args.split} clips, single-source top-1: {real_clip_alignment(clap, items, classes):.1%}")
     rows = []
     print(
-        "| prior | compose | guidance | steps | candidates | single-source top-1 | top-5 | two-source both in top 5 "
-        "| FAD | s per clip |"
+        "| prior | compose | mix dB | guidance | steps | candidates | single-source top-1 | top-5 "
+        "| two-source both in top 5 | FAD | s per clip |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     max_sources = prior.max_sources if prior is not None else 1
-    settings = itertools.product(args.prior, args.compose, args.guidance, args.steps, args.candidates)
-    for use, compose, guidance, steps, n in settings:
+    settings = itertools.product(
+        args.prior, args.compose, args.mix_gain_db, args.guidance, args.steps, args.candidates
+    )
+    for use, compose, gain_db, guidance, steps, n in settings:
         if use == "on" and prior is None:
             print("(no prior/ in the model folder: the 'on' rows run without one)")
         pipe.prior = prior if use == "on" else None
         if prior is not None:
-            prior.max_sources = max(2, max_sources) if compose == "on" else max_sources
-        kw = dict(num_candidates=n, compose={"auto": None, "on": None, "off": False}[compose])
+            prior.max_sources = max(2, max_sources) if compose in ("mix", "guidance") else max_sources
+        kw = dict(num_candidates=n, compose=False if compose == "off" else None, mix_gain_db=gain_db)
+        kw["compose_mode"] = "guidance" if compose == "guidance" else "mix"
         single_rows, audio, fad = [] if args.pairs_only else single, [], float("nan")
         if single_rows:
             audio, per_clip = generate(pipe, [p for p, _ in single], args.seconds, steps, guidance, seed, **kw)
@@ -115,13 +128,14 @@ def main() -> None:
         pair_audio, pair_s = generate(pipe, pair_prompts, args.seconds, steps, guidance, seed + 10_000, **kw)
         per_clip = per_clip if single_rows else pair_s
         out = alignment(clap, single_rows, audio, pairs, pair_audio, classes)
-        row = {"prior": pipe.prior is not None, "compose": compose, "guidance": guidance, "steps": steps}
+        row = {"prior": pipe.prior is not None, "compose": compose, "mix_gain_db": gain_db, "guidance": guidance}
+        row["steps"] = steps
         row["candidates"] = n
         rows.append({**row, "fad": fad, "seconds_per_clip": per_clip, **out})
         pair_cell = f"{out['pair_both_top5']:.0%}"
         single_cells = "- | -" if args.pairs_only else f"{out['single_top1']:.1%} | {out['single_top5']:.1%}"
         print(
-            f"| {'on' if row['prior'] else 'off'} | {compose} | {guidance:g} | {steps} | {n} | {single_cells} | "
+            f"| {'on' if row['prior'] else 'off'} | {compose} | {gain_db:g} | {guidance:g} | {steps} | {n} | {single_cells} | "
             f"{pair_cell} | {fad:.3f} | {per_clip:.2f} |",
             flush=True,
         )

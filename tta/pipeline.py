@@ -30,6 +30,7 @@ from tta.sampling import (
     sampler_name,
 )
 from tta.sampling.loop import StepCallback
+from tta.sampling.mixing import COMPOSE_MODES, DEFAULT_MIX_GAIN_DB, expand_sources, mix_sources, part_index
 
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 2.5
@@ -107,6 +108,43 @@ def _check_unit(value: Any, what: str) -> float:
     if not 0.0 <= value <= 1.0:  # NaN fails too
         raise InputError(f"{what} must be in [0, 1], got {value}")
     return value
+
+
+def _check_gain_db(value: Any) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not -60.0 <= value <= 20.0:
+        raise InputError(f"mix_gain_db must be a number of dB in [-60, 20], got {value!r}")
+    return float(value)
+
+
+def _sound_latents(
+    latents: torch.Tensor,
+    owner: torch.Tensor,
+    generator: torch.Generator | list[torch.Generator] | None,
+    seeds: list[int] | None,
+) -> torch.Tensor:
+    """Starting noise of every sound of mixed prompts [M, C, H, W]: a latent's first sound keeps its noise
+    (``latents[b]``), so a prompt that names one sound gets the same noise as without mixing; the k-th sound
+    (k >= 1) draws the k-th next noise from the latent's seed, from its generator, or, without either, from a
+    generator seeded with ``k * 1_000_003 + b``."""
+    shape = latents.shape[1:]
+    rows = []
+    for b, k in zip(owner.tolist(), part_index(owner).tolist()):
+        if k == 0:
+            rows.append(latents[b : b + 1])
+            continue
+        if seeds is not None:
+            g = torch.Generator("cpu").manual_seed(seeds[b])
+            draws = [torch.randn((1, *shape), generator=g) for _ in range(k + 1)]
+            rows.append(draws[-1])
+        elif isinstance(generator, torch.Generator):
+            rows.append(torch.randn((1, *shape), generator=generator, device=generator.device))
+        elif generator is not None:
+            rows.append(torch.randn((1, *shape), generator=generator[b], device=generator[b].device))
+        else:
+            g = torch.Generator("cpu").manual_seed(k * 1_000_003 + b)
+            rows.append(torch.randn((1, *shape), generator=g))
+    return torch.cat([r.to(latents.device, latents.dtype) for r in rows])
 
 
 def _check_positive_int(value: Any, what: str) -> int:
@@ -332,6 +370,8 @@ class TTAPipeline:
         output_type: str = "np",
         peak_limit: float | None = DEFAULT_PEAK_LIMIT,
         compose: bool | None = None,
+        compose_mode: str = "mix",
+        mix_gain_db: float = DEFAULT_MIX_GAIN_DB,
     ) -> TTAPipelineOutput:
         """Generate audio for one or more prompts.
 
@@ -351,16 +391,26 @@ class TTAPipeline:
             generator: one ``torch.Generator`` for the whole batch, or one per generated latent.
             seed: an int (waveform i gets ``seed + i``, each from its own generator, so any one can be
                 regenerated alone) or a list of one seed per generated latent. Default: a random seed.
-            latents: starting noise [B * num_waveforms_per_prompt * num_candidates, C, H, W] (see :meth:`layout`).
+            latents: starting noise [B * num_waveforms_per_prompt * num_candidates, C, H, W] (see :meth:`layout`);
+                with ``compose_mode="mix"`` it starts a mixed prompt's first sound, the others' noise is seeded
+                from the latent's index and the sound's place.
             progress: show a progress bar.
-            callback: ``callback(i, t, latents)`` after each denoising step.
+            callback: ``callback(i, t, latents)`` after each denoising step (with mixed prompts, one latent per
+                sound).
             output_type: "np" (numpy [B, N]) or "pt" (torch tensor [B, N]).
             peak_limit: a waveform whose peak exceeds this (in (0, 1]) is scaled down to it as a whole, so files
                 written from it do not clip; None returns the decoder's output as it is.
-            compose: guide a prompt that names several sounds ("a dog barking in the rain") towards each of them
+            compose: render a prompt that names several sounds ("a dog barking in the rain") as each of them
                 (:mod:`tta.sampling.composition`); the model's retrieval prior decides which parts are sounds.
-                None: on when the prior allows it (``max_sources`` >= 2 in ``prior/config.json``) and guidance is
-                on; True: required (an error if impossible); False: every prompt is one condition.
+                None: on when the prior allows it (``max_sources`` >= 2 in ``prior/config.json``; with
+                ``compose_mode="guidance"``, also guidance on); True: required (an error if impossible); False:
+                every prompt is one condition.
+            compose_mode: how a prompt split into sounds is rendered. "mix" (default): each sound sampled on its
+                own latent and the waveforms summed (:mod:`tta.sampling.mixing`; a two-sound prompt costs two
+                generations, batched); "guidance": one latent guided towards every sound at once
+                (``eps_u + g * mean_j (eps_j - eps_u)``, :mod:`tta.sampling.guidance`).
+            mix_gain_db: with ``compose_mode="mix"``, the level of each later sound against the first named
+                (RMS, dB; the first is the foreground).
 
         Returns:
             TTAPipelineOutput: ``.audios`` [B * num_waveforms_per_prompt, N], ``.sample_rate``, ``.seeds``,
@@ -376,7 +426,8 @@ class TTAPipeline:
         )
         reranker = self._reranker() if n_cand > 1 else None
         peak_limit = check_peak_limit(peak_limit)
-        compose = self._check_compose(compose, guidance_scale)
+        compose = self._check_compose(compose, guidance_scale, compose_mode)
+        mix_gain_db = _check_gain_db(mix_gain_db)
 
         # 2. Latent shape for the requested duration (padded for the UNet; audio trimmed in step 7)
         layout = self.layout(audio_length_in_s)
@@ -391,6 +442,10 @@ class TTAPipeline:
 
         # 5. Starting noise, one generator per latent when seeded (the sampler runs in float32)
         latents, seeds = self._prepare_latents(layout.latent_shape, total, generator, seed, latents)
+        owner = None
+        if compose_mode == "mix" and isinstance(cond, list):  # one latent per sound, mixed after decoding
+            cond, uncond, owner = expand_sources(cond, uncond)
+            latents = _sound_latents(latents, owner, generator, seeds)
         latents = latents.to(device=device, dtype=torch.float32) * scheduler.init_noise_sigma
 
         # 6. Denoising loop with classifier-free guidance (one batched UNet call per step)
@@ -400,6 +455,8 @@ class TTAPipeline:
         # 7. Decode: latents -> log-mel [B, 1, T, n_mels] -> waveform [B, T * hop], trimmed to the duration
         audio = self.decode(latents, num_frames=math.ceil(layout.num_samples / self.hop_length))
         audio = audio[:, : layout.num_samples]
+        if owner is not None:
+            audio = mix_sources(audio, owner, mix_gain_db)
 
         # 8. Keep the best of each group of candidates; post-process
         scores = None
@@ -476,7 +533,7 @@ class TTAPipeline:
         steps, guidance_scale, scheduler = self._check_sampling(
             num_inference_steps, guidance_scale, sampler, output_type
         )
-        compose = self._check_compose(compose, guidance_scale)
+        compose = self._check_compose(compose, guidance_scale, "guidance")
         wav = normalize_waveform(load_edit_audio(audio, sample_rate, self.sample_rate))
         if region is not None:
             region = region.check(wav.size / self.sample_rate, self.sample_rate)
@@ -636,11 +693,13 @@ class TTAPipeline:
             raise InputError(f"num_inference_steps must be at most {max_steps}, got {steps}")
         return steps, guidance_scale, scheduler
 
-    def _check_compose(self, compose: Any, guidance_scale: float) -> bool:
-        """Whether prompts are split into sounds: see ``compose`` in :meth:`__call__`."""
+    def _check_compose(self, compose: Any, guidance_scale: float, mode: str) -> bool:
+        """Whether prompts are split into sounds: see ``compose`` and ``compose_mode`` in :meth:`__call__`."""
+        if mode not in COMPOSE_MODES:
+            raise InputError(f"compose_mode must be one of {', '.join(COMPOSE_MODES)}, got {mode!r}")
         able = self.prior is not None and getattr(self.prior, "max_sources", 1) > 1
         if compose is None:
-            return able and guidance_scale > 1.0
+            return able and (mode == "mix" or guidance_scale > 1.0)
         if not isinstance(compose, bool):
             raise InputError(f"compose must be True, False or None, got {compose!r}")
         if compose and not able:
@@ -649,8 +708,8 @@ class TTAPipeline:
                 f"compose=True needs the model's retrieval prior with max_sources >= 2; this pipeline {why} "
                 "(`tta prior build --max-sources 2`)"
             )
-        if compose and guidance_scale <= 1.0:
-            raise InputError(f"compose=True needs guidance (guidance_scale > 1), got {guidance_scale}")
+        if compose and mode == "guidance" and guidance_scale <= 1.0:
+            raise InputError(f"composed guidance needs guidance (guidance_scale > 1), got {guidance_scale}")
         return compose
 
     def _encode_prompts(

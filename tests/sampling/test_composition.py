@@ -16,6 +16,7 @@ from tta.models.prior import RetrievalPrior
 from tta.pipeline import TTAPipeline
 from tta.sampling import guided_denoiser
 from tta.sampling.composition import split_prompt
+from tta.sampling.mixing import expand_sources, mix_sources, part_index
 
 
 @pytest.mark.parametrize(
@@ -168,9 +169,16 @@ def test_pipeline_composes_a_two_sound_prompt_beside_a_one_sound_one(composing_p
 def test_compose_switches(composing_pipe, tiny_pipe):
     pipe = composing_pipe
     no_guidance = pipe("a dog barking in the rain", seed=1, **{**KW, "guidance_scale": 1.0})
-    assert no_guidance.sources == [["a dog barking in the rain"]]  # auto: composition needs guidance
+    assert no_guidance.sources == [["a dog barking", "the rain"]]  # mixing needs no guidance
+    guided = pipe("a dog barking in the rain", seed=1, compose_mode="guidance", **{**KW, "guidance_scale": 1.0})
+    assert guided.sources == [["a dog barking in the rain"]]  # auto: composed guidance needs guidance
     with pytest.raises(InputError, match="needs guidance"):
-        pipe("a dog barking in the rain", compose=True, **{**KW, "guidance_scale": 1.0})
+        pipe("a dog barking in the rain", compose=True, compose_mode="guidance", **{**KW, "guidance_scale": 1.0})
+    with pytest.raises(InputError, match="compose_mode must be one of mix, guidance"):
+        pipe("rain", compose_mode="sum", **KW)
+    for bad in (float("nan"), 30.0, "-6", True):
+        with pytest.raises(InputError, match="mix_gain_db"):
+            pipe("rain", mix_gain_db=bad, **KW)
     with pytest.raises(InputError, match="no retrieval prior"):
         tiny_pipe("a dog barking in the rain", compose=True, **KW)
     with pytest.raises(InputError, match="True, False or None"):
@@ -205,9 +213,97 @@ def test_cli_records_the_sounds_and_honours_no_compose(composing_pipe, tmp_path)
             == 0
         )
         assert regen.read_bytes() == (tmp_path / f"{name}.wav").read_bytes()
+    assert meta["compose_mode"] == "mix" and meta["mix_gain_db"] == -9.0
+    guided = [*base, "a dog barking in the rain", "-o", str(tmp_path / "g.wav"), "--seed", "4"]
+    assert main([*guided, "--compose-mode", "guidance"]) == 0
+    assert (tmp_path / "g.wav").read_bytes() != (tmp_path / "a.wav").read_bytes()
+    # a sidecar written before mixing existed (no compose_mode) regenerates with composed guidance
+    old = json.loads((tmp_path / "g.json").read_text())
+    del old["compose_mode"], old["mix_gain_db"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    regen = tmp_path / "old_again.wav"
+    assert main(["generate", "--from-sidecar", str(tmp_path / "old.json"), "-o", str(regen), "--no-progress"]) == 0
+    assert regen.read_bytes() == (tmp_path / "g.wav").read_bytes()
 
 
 def test_demo_shows_the_sounds(composing_pipe):
     result = run_generate(composing_pipe, "a dog barking in the rain", duration=0.3, steps=2, guidance=3.0, seed=1)
     assert result.settings["sounds"] == ["a dog barking", "the rain"]
     assert "sounds" not in run_generate(composing_pipe, "a dog barking", duration=0.3, steps=2, seed=1).settings
+
+
+# ---------------------------------------------------------------- mixing: each sound sampled alone, then summed
+
+
+def test_mix_sources_levels():
+    g = torch.Generator().manual_seed(0)
+    audio = torch.randn(5, 800, generator=g) * torch.tensor([[0.5], [2.0], [0.1], [1.0], [3.0]])
+    owner = torch.tensor([0, 0, 1, 2, 2])
+    out = mix_sources(audio, owner, gain_db=-6.0)
+    assert out.shape == (3, 800)
+    rms = audio.pow(2).mean(-1).sqrt()
+    second = audio[1] * (rms[0] * 10 ** (-6 / 20) / rms[1])
+    torch.testing.assert_close(out[0], audio[0] + second)
+    assert float(second.pow(2).mean().sqrt()) == pytest.approx(float(rms[0]) * 10 ** (-6 / 20), rel=1e-5)
+    assert torch.equal(out[1], audio[2])  # one sound: bit for bit
+    torch.testing.assert_close(out[2], audio[3] + audio[4] * (rms[3] * 10 ** (-6 / 20) / rms[4]))
+    zero_db = mix_sources(audio[:2], owner[:2], gain_db=0.0)
+    torch.testing.assert_close(zero_db[0], audio[0] + audio[1] * rms[0] / rms[1])
+
+
+def test_mix_sources_silent_parts():
+    tone = torch.sin(torch.linspace(0, 100, 400))[None]
+    silent = torch.zeros(1, 400)
+    owner = torch.tensor([0, 0])
+    torch.testing.assert_close(mix_sources(torch.cat([tone, silent]), owner, -6.0)[0], tone[0])  # nothing added
+    # a silent first sound: the other sound sets the level, so it is not scaled to nothing
+    torch.testing.assert_close(mix_sources(torch.cat([silent, tone]), owner, -6.0)[0], tone[0] * 10 ** (-6 / 20))
+
+
+def test_expand_sources_and_part_index():
+    a, b, c = torch.eye(3).unbind(0)
+    cond, uncond, owner = expand_sources([torch.stack([a, b]), c[None], torch.stack([c, a])], torch.zeros(3, 3) - 1)
+    assert owner.tolist() == [0, 0, 1, 2, 2]
+    assert part_index(owner).tolist() == [0, 1, 0, 0, 1]
+    torch.testing.assert_close(cond, torch.stack([a, b, c, c, a]))
+    assert uncond.shape == (5, 3)
+    assert expand_sources([a[None]], None)[1] is None
+    with pytest.raises(ValueError):
+        expand_sources([torch.zeros(0, 3)], None)
+
+
+def test_mixed_prompt_is_the_mix_of_its_sounds_generated_alone(composing_pipe):
+    """A mixed two-sound prompt equals its two sounds generated as one-sound prompts (the first from the seed's
+    noise, the second from the seed's next draw) and mixed by mix_sources; its neighbour in the batch is
+    unchanged."""
+    pipe = composing_pipe
+    kw = {**KW, "peak_limit": None}
+    out = pipe(["a dog barking in the rain", "a dog barking"], seed=[5, 6], mix_gain_db=-3.0, **kw)
+    assert out.sources == [["a dog barking", "the rain"], ["a dog barking"]]
+    layout = pipe.layout(KW["audio_length_in_s"])
+    g = torch.Generator().manual_seed(5)
+    first, second = (torch.randn((1, *layout.latent_shape), generator=g) for _ in range(2))
+    parts = pipe(["a dog barking", "the rain"], latents=torch.cat([first, second]), compose=False, **kw)
+    expected = mix_sources(torch.from_numpy(parts.audios), torch.tensor([0, 0]), gain_db=-3.0)[0]
+    np.testing.assert_allclose(out.audios[0], expected.numpy(), atol=1e-5)
+    alone = pipe("a dog barking", seed=6, **kw)
+    np.testing.assert_allclose(out.audios[1], alone.audios[0], atol=1e-5)
+    guided = pipe("a dog barking in the rain", seed=5, compose_mode="guidance", **kw)
+    assert guided.sources == [["a dog barking", "the rain"]]
+    assert not np.allclose(guided.audios[0], out.audios[0], atol=1e-4)
+
+
+def test_mixed_prompts_with_generators_and_latents_are_reproducible(composing_pipe):
+    pipe = composing_pipe
+    prompts = ["a dog barking in the rain", "the rain"]
+    a = pipe(prompts, generator=torch.Generator().manual_seed(3), **KW)
+    b = pipe(prompts, generator=torch.Generator().manual_seed(3), **KW)
+    np.testing.assert_array_equal(a.audios, b.audios)
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    c = pipe(prompts, generator=gens, **KW)
+    assert c.audios.shape == a.audios.shape
+    noise = torch.randn((2, *pipe.layout(KW["audio_length_in_s"]).latent_shape), generator=torch.Generator())
+    d, e = pipe(prompts, latents=noise, **KW), pipe(prompts, latents=noise, **KW)
+    np.testing.assert_array_equal(d.audios, e.audios)
+    reranked = pipe("a dog barking in the rain", seed=2, num_candidates=2, **KW)
+    assert reranked.audios.shape[0] == 1 and reranked.clap_scores.shape == (1,)

@@ -38,6 +38,7 @@ SIDECAR_VERSION = 1
 
 def register(subparsers) -> None:
     from tta.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+    from tta.sampling.mixing import COMPOSE_MODES, DEFAULT_MIX_GAIN_DB
     from tta.sampling.schedulers import DEFAULT_SAMPLER, SAMPLERS
     from tta.sampling.shapes import DEFAULT_DURATION_S, MAX_DURATION_S
 
@@ -94,6 +95,20 @@ def register(subparsers) -> None:
         help="condition on the raw CLAP text embedding even if the model has a retrieval prior (prior/)",
     )
     add_compose_argument(p)
+    p.add_argument(
+        "--compose-mode",
+        choices=COMPOSE_MODES,
+        default="mix",
+        help="how a prompt split into sounds is rendered: mix (each sound generated alone, then mixed; default) or "
+        "guidance (one generation guided towards every sound)",
+    )
+    p.add_argument(
+        "--mix-gain-db",
+        type=float,
+        default=DEFAULT_MIX_GAIN_DB,
+        help="with --compose-mode mix: level of the later sounds against the first named, RMS dB (default "
+        "%(default)g)",
+    )
     add_peak_limit_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument(
@@ -110,8 +125,8 @@ def add_compose_argument(p: argparse.ArgumentParser) -> None:
         action="store_const",
         const=False,
         default=None,
-        help="condition a prompt that names several sounds on it whole, not on each sound (default: composed "
-        "when the model's prior allows it; the sidecar lists the sounds used)",
+        help="condition a prompt that names several sounds on it whole, not on each sound (default: split into "
+        "sounds when the model's prior allows it; the sidecar lists the sounds used)",
     )
 
 
@@ -269,6 +284,8 @@ def make_sidecar(args: argparse.Namespace, pipe, **fields: Any) -> dict[str, Any
         "candidates": args.candidates,
         "prior": pipe.prior is not None,
         "compose": args.compose,
+        "compose_mode": args.compose_mode,
+        "mix_gain_db": args.mix_gain_db,
         "peak_limit": args.peak_limit,
         "batch_size": args.batch_size,
         "dtype": args.dtype,
@@ -281,6 +298,8 @@ def make_sidecar(args: argparse.Namespace, pipe, **fields: Any) -> dict[str, Any
 
 def load_sidecar(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Read a sidecar and set ``args`` from it (the settings it was generated with)."""
+    from tta.sampling.mixing import DEFAULT_MIX_GAIN_DB
+
     try:
         meta = json.loads(Path(path).read_text())
         for key in ("prompt", "base_seed", "index", "batch_prompts", "batch_first_index", "model", "model_hash"):
@@ -294,6 +313,8 @@ def load_sidecar(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     args.no_prior = meta.get("prior") is False
     args.peak_limit = meta.get("peak_limit")  # sidecars from before the limiter: none was applied
     args.compose = meta.get("compose", False)  # sidecars from before composition: none was used
+    args.compose_mode = meta.get("compose_mode", "guidance")  # before mixing, composed prompts were guided
+    args.mix_gain_db = meta.get("mix_gain_db", DEFAULT_MIX_GAIN_DB)
     args.dtype = meta.get("dtype", "float32")
     if args.model is None:
         args.model = meta["model"]
@@ -368,6 +389,8 @@ def run(args: argparse.Namespace) -> int:
         "progress": not args.no_progress,
         "peak_limit": args.peak_limit,
         "compose": args.compose,
+        "compose_mode": args.compose_mode,
+        "mix_gain_db": args.mix_gain_db,
     }
     if meta is not None:  # re-run the original batch, keep the one output
         batch, first = list(meta["batch_prompts"]), int(meta["batch_first_index"])

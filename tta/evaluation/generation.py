@@ -158,10 +158,11 @@ def generate(
     batch: int = 4,
     num_candidates: int = 1,
     compose: bool | None = None,
+    **kwargs,
 ):
     """Audio [N] arrays for ``prompts`` (seeds ``seed + i``), and the seconds it took per clip. With
-    ``num_candidates`` > 1 the pipeline keeps the best of that many candidates by CLAP score; ``compose`` as in
-    the pipeline (None: the model's own choice)."""
+    ``num_candidates`` > 1 the pipeline keeps the best of that many candidates by CLAP score; ``compose`` and
+    other keyword arguments (``compose_mode``, ``mix_gain_db``) as in the pipeline (None: the model's own choice)."""
     audio: list[np.ndarray] = []
     start = time.perf_counter()
     for first in range(0, len(prompts), batch):
@@ -175,6 +176,7 @@ def generate(
             num_candidates=num_candidates,
             progress=False,
             compose=compose,
+            **kwargs,
         )
         audio.extend(np.asarray(a, np.float32) for a in result.audios)
     return audio, (time.perf_counter() - start) / max(1, len(prompts))

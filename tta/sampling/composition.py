@@ -1,12 +1,13 @@
-"""Prompts that name several sounds: cut them into parts, one guidance direction per sound.
+"""Prompts that name several sounds: cut them into parts, one condition per sound.
 
 A single CLAP embedding of "a dog barking in the rain" (or its retrieval-prior mapping) lands near recordings of
-*one* of the sounds, and the model renders that one. Composable diffusion (Liu et al. 2022, "Compositional Visual
-Generation with Composable Diffusion Models") instead guides towards each concept separately and adds the
-directions: ``eps_u + g * mean_j (eps_j - eps_u)``. :func:`split_prompt` finds the candidate parts at English
+*one* of the sounds, and the model renders that one. :func:`split_prompt` finds the candidate parts at English
 connectives ("in", "while", "and", "next to", ...); which parts name real sounds is decided by the model's
 retrieval prior (:meth:`tta.models.prior.RetrievalPrior.sound_parts`), so "footsteps on gravel" stays one sound
-when "gravel" alone matches no recording of the bank well.
+when "gravel" alone matches no recording of the bank well. The pipeline then renders the sounds either as a mix
+of separate generations (:mod:`tta.sampling.mixing`, the default) or with composable diffusion (Liu et al. 2022,
+"Compositional Visual Generation with Composable Diffusion Models"), which guides one latent towards each
+concept and adds the directions: ``eps_u + g * mean_j (eps_j - eps_u)`` (:mod:`tta.sampling.guidance`).
 """
 
 from __future__ import annotations
