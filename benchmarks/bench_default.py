@@ -15,7 +15,6 @@ UNet rows a step, one decode).
 from __future__ import annotations
 
 import argparse
-import itertools
 import statistics
 import tempfile
 import time
@@ -73,6 +72,27 @@ def timed(pipe: TTAPipeline) -> dict[str, float]:
     return totals
 
 
+def timed_prompt(pipe, totals, prompt: str, mode: str, threads: int, args, kw: dict):
+    """Time ``prompt`` (median of ``args.repeats``) with ``compose_mode=mode``; print a line; return an output."""
+    walls, stages = [], defaultdict(list)
+    for r in range(args.repeats):
+        totals.clear()
+        t0 = time.perf_counter()
+        out = pipe(prompt, progress=False, seed=r, compose_mode=mode, **kw)
+        walls.append(time.perf_counter() - t0)
+        for k, v in totals.items():
+            stages[k].append(v)
+    wall = statistics.median(walls)
+    split = "  ".join(f"{k} {statistics.median(v):.2f}s" for k, v in sorted(stages.items()))
+    sounds = " + ".join(out.sources[0])
+    how = f", {mode}" if len(out.sources[0]) > 1 else ""
+    print(
+        f"threads {threads}, {prompt!r} ({len(out.sources[0])} sound(s): {sounds}{how}): {wall:.2f} s wall, "
+        f"real-time factor {wall / args.duration:.3f}  ({split})"
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0)
@@ -97,25 +117,11 @@ def main() -> None:
         torch.set_num_threads(threads)
         kw = dict(audio_length_in_s=args.duration, num_inference_steps=args.steps, guidance_scale=args.guidance)
         pipe("warm up", progress=False, seed=0, **kw)
-        for prompt, mode in itertools.product(args.prompts, args.compose_modes):
-            if mode != args.compose_modes[0] and len(pipe(prompt, progress=False, seed=0, **kw).sources[0]) == 1:
-                continue  # one sound: the mode changes nothing
-            walls, stages = [], defaultdict(list)
-            for r in range(args.repeats):
-                totals.clear()
-                t0 = time.perf_counter()
-                out = pipe(prompt, progress=False, seed=r, compose_mode=mode, **kw)
-                walls.append(time.perf_counter() - t0)
-                for k, v in totals.items():
-                    stages[k].append(v)
-            wall = statistics.median(walls)
-            split = "  ".join(f"{k} {statistics.median(v):.2f}s" for k, v in sorted(stages.items()))
-            sounds = " + ".join(out.sources[0])
-            how = f", {mode}" if len(out.sources[0]) > 1 else ""
-            print(
-                f"threads {threads}, {prompt!r} ({len(out.sources[0])} sound(s): {sounds}{how}): {wall:.2f} s wall, "
-                f"real-time factor {wall / args.duration:.3f}  ({split})"
-            )
+        for prompt in args.prompts:
+            for mode in args.compose_modes:
+                out = timed_prompt(pipe, totals, prompt, mode, threads, args, kw)
+                if len(out.sources[0]) == 1:
+                    break  # one sound: the mode changes nothing
 
 
 if __name__ == "__main__":

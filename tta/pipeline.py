@@ -30,7 +30,7 @@ from tta.sampling import (
     sampler_name,
 )
 from tta.sampling.loop import StepCallback
-from tta.sampling.mixing import COMPOSE_MODES, DEFAULT_MIX_GAIN_DB, expand_sources, mix_sources, part_index
+from tta.sampling.mixing import COMPOSE_MODES, DEFAULT_MIX_GAIN_DB, expand_sources, mix_sources, sound_noise
 
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 2.5
@@ -115,36 +115,6 @@ def _check_gain_db(value: Any) -> float:
     if not ok or not -60.0 <= value <= 20.0:
         raise InputError(f"mix_gain_db must be a number of dB in [-60, 20], got {value!r}")
     return float(value)
-
-
-def _sound_latents(
-    latents: torch.Tensor,
-    owner: torch.Tensor,
-    generator: torch.Generator | list[torch.Generator] | None,
-    seeds: list[int] | None,
-) -> torch.Tensor:
-    """Starting noise of every sound of mixed prompts [M, C, H, W]: a latent's first sound keeps its noise
-    (``latents[b]``), so a prompt that names one sound gets the same noise as without mixing; the k-th sound
-    (k >= 1) draws the k-th next noise from the latent's seed, from its generator, or, without either, from a
-    generator seeded with ``k * 1_000_003 + b``."""
-    shape = latents.shape[1:]
-    rows = []
-    for b, k in zip(owner.tolist(), part_index(owner).tolist()):
-        if k == 0:
-            rows.append(latents[b : b + 1])
-            continue
-        if seeds is not None:
-            g = torch.Generator("cpu").manual_seed(seeds[b])
-            draws = [torch.randn((1, *shape), generator=g) for _ in range(k + 1)]
-            rows.append(draws[-1])
-        elif isinstance(generator, torch.Generator):
-            rows.append(torch.randn((1, *shape), generator=generator, device=generator.device))
-        elif generator is not None:
-            rows.append(torch.randn((1, *shape), generator=generator[b], device=generator[b].device))
-        else:
-            g = torch.Generator("cpu").manual_seed(k * 1_000_003 + b)
-            rows.append(torch.randn((1, *shape), generator=g))
-    return torch.cat([r.to(latents.device, latents.dtype) for r in rows])
 
 
 def _check_positive_int(value: Any, what: str) -> int:
@@ -445,7 +415,7 @@ class TTAPipeline:
         owner = None
         if compose_mode == "mix" and isinstance(cond, list):  # one latent per sound, mixed after decoding
             cond, uncond, owner = expand_sources(cond, uncond)
-            latents = _sound_latents(latents, owner, generator, seeds)
+            latents = sound_noise(latents, owner, generator, seeds)
         latents = latents.to(device=device, dtype=torch.float32) * scheduler.init_noise_sigma
 
         # 6. Denoising loop with classifier-free guidance (one batched UNet call per step)

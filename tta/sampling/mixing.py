@@ -37,13 +37,37 @@ def expand_sources(
 
 
 def part_index(owner: torch.Tensor) -> torch.Tensor:
-    """[M]: each row's place among its latent's sounds (0 for the first named), for rows grouped by ``owner``."""
-    first = torch.zeros_like(owner)
-    starts = torch.ones_like(owner, dtype=torch.bool)
-    starts[1:] = owner[1:] != owner[:-1]
-    positions = torch.arange(len(owner))
-    first = torch.cummax(torch.where(starts, positions, first), dim=0).values
-    return positions - first
+    """[M]: each row's place among its latent's sounds (0 for the first named); ``owner`` is grouped (sorted)."""
+    return torch.arange(len(owner)) - torch.searchsorted(owner, owner)
+
+
+def sound_noise(
+    latents: torch.Tensor,
+    owner: torch.Tensor,
+    generator: torch.Generator | list[torch.Generator] | None,
+    seeds: list[int] | None,
+) -> torch.Tensor:
+    """Starting noise of every sound [M, C, H, W], from the latents' [B, C, H, W]: a latent's first sound keeps
+    its noise (``latents[b]``), so a prompt that names one sound gets the same noise as without mixing; the k-th
+    sound (k >= 1) takes the k-th draw after the seed's first (``seeds[b]``), else the next draw of the latent's
+    generator, else a draw seeded with ``k * 1_000_003 + b`` (explicit latents)."""
+    shape = latents.shape[1:]
+    rows = []
+    for b, k in zip(owner.tolist(), part_index(owner).tolist()):
+        if k == 0:
+            rows.append(latents[b : b + 1])
+            continue
+        if seeds is not None:
+            g = torch.Generator("cpu").manual_seed(seeds[b])
+            rows.append([torch.randn((1, *shape), generator=g) for _ in range(k + 1)][-1])
+        elif isinstance(generator, torch.Generator):
+            rows.append(torch.randn((1, *shape), generator=generator, device=generator.device))
+        elif generator is not None:
+            rows.append(torch.randn((1, *shape), generator=generator[b], device=generator[b].device))
+        else:
+            g = torch.Generator("cpu").manual_seed(k * 1_000_003 + b)
+            rows.append(torch.randn((1, *shape), generator=g))
+    return torch.cat([r.to(latents.device, latents.dtype) for r in rows])
 
 
 def mix_sources(audio: torch.Tensor, owner: torch.Tensor, gain_db: float = DEFAULT_MIX_GAIN_DB) -> torch.Tensor:
