@@ -87,3 +87,13 @@ def test_shipped_prior_composes_prompts_that_name_two_sounds(pipe):
         ["birds singing in a forest"],
     ]
     assert np.abs(out.audios).max() <= 0.98 + 1e-6  # the peak limit holds
+
+
+def test_shipped_sampling_defaults_are_the_training_configs(pipe):
+    """What `tta train ldm` writes into a fresh export is what the shipped folder uses (12 steps, guidance 6)."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "configs" / "train" / "ldm.yaml"))
+    index = json.loads((SHIPPED / "model_index.json").read_text())
+    assert index["sampling"] == config["sampling_defaults"]
+    assert (pipe.default_steps, pipe.default_guidance) == (12, 6.0)
