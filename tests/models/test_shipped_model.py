@@ -97,3 +97,17 @@ def test_shipped_sampling_defaults_are_the_training_configs(pipe):
     index = json.loads((SHIPPED / "model_index.json").read_text())
     assert index["sampling"] == config["sampling_defaults"]
     assert (pipe.default_steps, pipe.default_guidance) == (12, 6.0)
+
+
+def test_shipped_prior_settings_are_the_builders_defaults(pipe):
+    """`tta prior build` with no options rebuilds the shipped prior's settings (temperature 0.03, 64 neighbours)."""
+    import inspect
+
+    from tta.cli import build_parser
+    from tta.models.prior import RetrievalPrior
+
+    args = build_parser().parse_args(["prior", "build"])
+    defaults = inspect.signature(RetrievalPrior).parameters
+    assert (pipe.prior.temperature, pipe.prior.top_k) == (0.03, 64)
+    assert defaults["temperature"].default == args.temperature == pipe.prior.temperature
+    assert defaults["top_k"].default == args.top_k == pipe.prior.top_k

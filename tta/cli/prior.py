@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--audio", type=Path, default=None, metavar="DIR", help="a folder of recordings instead")
     p.add_argument("--top-k", type=int, default=64, help="neighbours averaged per prompt (default %(default)s)")
     p.add_argument(
-        "--temperature", type=float, default=0.02, help="softmax temperature; 0: equal weights (default %(default)s)"
+        "--temperature", type=float, default=0.03, help="softmax temperature; 0: equal weights (default %(default)s)"
     )
     p.add_argument("--text-weight", type=float, default=0.0, help="share of the text embedding kept (0-1)")
     p.add_argument(

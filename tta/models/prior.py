@@ -49,7 +49,7 @@ class RetrievalPrior(nn.Module):
         self,
         embeddings: torch.Tensor,
         top_k: int = 64,
-        temperature: float = 0.02,
+        temperature: float = 0.03,
         text_weight: float = 0.0,
         clap_fingerprint: str | None = None,
         max_sources: int = 1,
