@@ -51,6 +51,21 @@ def test_softmax_weights_follow_the_similarities():
     torch.testing.assert_close(blend, F.normalize(0.5 * query[0] + 0.5 * expected, dim=0))
 
 
+def test_caption_keys_choose_the_neighbours_and_the_audio_is_averaged():
+    bank, keys = _bank(), _bank(seed=9)
+    query = F.normalize(keys[7] + 0.05 * torch.randn(16, generator=torch.Generator().manual_seed(4)), dim=0)[None]
+    torch.testing.assert_close(RetrievalPrior(bank, top_k=1, keys=keys)(query)[0], bank[7])
+    # key_weight 0: the keys are ignored, as without them
+    torch.testing.assert_close(
+        RetrievalPrior(bank, top_k=3, keys=keys, key_weight=0.0)(query), RetrievalPrior(bank, top_k=3)(query)
+    )
+    # a blend of the two similarities, softmax over all entries, against a direct computation
+    prior = RetrievalPrior(bank, top_k=len(bank), temperature=0.1, keys=keys, key_weight=0.75)
+    scores = 0.75 * (query @ keys.T)[0] + 0.25 * (query @ bank.T)[0]
+    expected = F.normalize((torch.softmax(scores / 0.1, 0)[:, None] * bank).sum(0), dim=0)
+    torch.testing.assert_close(prior(query)[0], expected)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -58,6 +73,9 @@ def test_softmax_weights_follow_the_similarities():
         (dict(top_k=2.5), "top_k"),
         (dict(temperature=-1.0), "temperature"),
         (dict(text_weight=1.5), "text_weight"),
+        (dict(key_weight=-0.1), "key_weight"),
+        (dict(keys=torch.ones(3, 16)), "keys must match"),
+        (dict(keys=torch.full((40, 16), float("nan"))), "non-finite"),
     ],
 )
 def test_bad_settings_are_input_errors(kwargs, match):
@@ -81,8 +99,18 @@ def test_save_load_round_trip_and_corrupt_files(tmp_path):
         RetrievalPrior.from_pretrained(tmp_path / "p")
     prior.save_pretrained(tmp_path / "q")
     config = json.loads((tmp_path / "q" / "config.json").read_text())
+    assert config["caption_keys"] is False and RetrievalPrior.from_pretrained(tmp_path / "q").keys is None
     (tmp_path / "q" / "config.json").write_text(json.dumps({**config, "top_k": 0}))
     with pytest.raises(ModelLoadError, match="config.json: top_k"):
+        RetrievalPrior.from_pretrained(tmp_path / "q")
+    # a bank with caption keys keeps them; a config that promises keys the weights lack is an error
+    keyed = RetrievalPrior(_bank(), keys=_bank(seed=9), key_weight=0.5)
+    keyed.save_pretrained(tmp_path / "k")
+    back = RetrievalPrior.from_pretrained(tmp_path / "k")
+    assert back.config == keyed.config and back.config["key_weight"] == 0.5
+    torch.testing.assert_close(back.keys, keyed.keys, atol=1e-3, rtol=0)
+    (tmp_path / "q" / "config.json").write_text(json.dumps({**config, "caption_keys": True}))
+    with pytest.raises(ModelLoadError, match="caption keys"):
         RetrievalPrior.from_pretrained(tmp_path / "q")
 
 
@@ -147,11 +175,17 @@ def test_cli_builds_a_prior_from_a_folder_of_sounds(tta_model_dir, tmp_path, cap
     (sounds / "broken.wav").write_bytes(b"not audio")
     sf.write(sounds / "silent.wav", np.zeros(4000, np.float32), 16000)
     _seed()  # the tiny HF CLAP's feature extractor draws random crops: same draws for s0 here and below
+    (sounds / "sub" / "s1.txt").write_text("rain on a tin roof\n\nheavy rain\n")  # s1's captions
     code = main(["prior", "build", "--model", str(folder), "--audio", str(sounds), "--top-k", "2", "--no-progress"])
     out = capsys.readouterr().out
-    assert code == 0 and "3 recordings embedded, 2 skipped" in out and "broken.wav" in out
+    assert code == 0 and "3 recordings embedded (1 with captions), 2 skipped" in out and "broken.wav" in out
     pipe = TTAPipeline.from_pretrained(folder)
     assert pipe.prior.embeddings.shape == (3, pipe.clap.embedding_dim) and pipe.prior.top_k == 2
+    # s1 is found by its captions' mean text embedding; s0 and s2, without captions, by their audio
+    with torch.no_grad():
+        text = pipe.clap.encode_text(["rain on a tin roof", "heavy rain"])
+    torch.testing.assert_close(pipe.prior.keys[1], F.normalize(text.mean(0), dim=0), atol=2e-3, rtol=0)
+    torch.testing.assert_close(pipe.prior.keys[[0, 2]], pipe.prior.embeddings[[0, 2]])
     # the bank holds the CLAP's own embeddings of the clips
     from tta.audio.io import load_audio
     from tta.evaluation.clap_zero_shot import window_embedding
@@ -196,8 +230,14 @@ def test_cli_builds_from_a_corpus_split(tta_model_dir, tmp_path, capsys):
     folder = tmp_path / "model"
     shutil.copytree(tta_model_dir, folder)
     assert main(["prior", "build", "--model", str(folder), "--corpus", str(corpus), "--no-progress"]) == 0
-    assert "6 recordings embedded, 0 skipped" in capsys.readouterr().out
-    assert TTAPipeline.from_pretrained(folder).prior.embeddings.shape[0] == 6
+    assert "6 recordings embedded (6 with captions), 0 skipped" in capsys.readouterr().out
+    pipe = TTAPipeline.from_pretrained(folder)
+    assert pipe.prior.embeddings.shape[0] == 6 and pipe.prior.key_weight == 1.0
+    rows = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["split"] == "train"]
+    with torch.no_grad():  # the keys are the manifest captions' text embeddings, in manifest order
+        text = pipe.clap.encode_text([r["captions"][0] for r in train])
+    torch.testing.assert_close(pipe.prior.keys, text, atol=2e-3, rtol=0)
     argv = ["prior", "build", "--model", str(folder), "--corpus", str(corpus), "--split", "train+valid"]
     assert main([*argv, "--no-progress"]) == 0
     assert TTAPipeline.from_pretrained(folder).prior.embeddings.shape[0] == 8

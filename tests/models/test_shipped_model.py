@@ -100,7 +100,8 @@ def test_shipped_sampling_defaults_are_the_training_configs(pipe):
 
 
 def test_shipped_prior_settings_are_the_builders_defaults(pipe):
-    """`tta prior build` with no options rebuilds the shipped prior's settings (temperature 0.03, 64 neighbours)."""
+    """`tta prior build` with no options rebuilds the shipped prior's settings (temperature 0.03, 64 neighbours,
+    found by their captions)."""
     import inspect
 
     from tta.cli import build_parser
@@ -108,6 +109,10 @@ def test_shipped_prior_settings_are_the_builders_defaults(pipe):
 
     args = build_parser().parse_args(["prior", "build"])
     defaults = inspect.signature(RetrievalPrior).parameters
-    assert (pipe.prior.temperature, pipe.prior.top_k) == (0.03, 64)
+    assert (pipe.prior.temperature, pipe.prior.top_k, pipe.prior.key_weight) == (0.03, 64, 1.0)
     assert defaults["temperature"].default == args.temperature == pipe.prior.temperature
     assert defaults["top_k"].default == args.top_k == pipe.prior.top_k
+    assert defaults["key_weight"].default == args.key_weight == pipe.prior.key_weight
+    # built from the corpus: every recording has caption keys, text embeddings unlike its audio one
+    assert pipe.prior.keys is not None and pipe.prior.keys.shape == pipe.prior.embeddings.shape
+    assert float((pipe.prior.keys * pipe.prior.embeddings).sum(-1).max()) < 0.99

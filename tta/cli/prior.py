@@ -4,6 +4,10 @@ It embeds real recordings with the model's own CLAP audio tower (each clip: the 
 of its first 20 s, as the evaluation does) and writes the bank with its settings to ``MODEL/prior/``. The
 recordings are a split of the corpus (default: the training split the UNet learnt from) or a folder of the
 user's own sounds (``--audio DIR``, searched recursively). Unreadable or empty files are skipped and counted.
+
+Recordings with captions (the corpus manifest's; in a folder, a ``NAME.txt`` beside ``NAME.wav``, one caption a
+line) also get a retrieval key: the mean CLAP text embedding of their captions, so that prompts find them by
+text-to-text similarity (``--key-weight``); a recording without captions is found by its audio embedding.
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tta.errors import InputError
+
+if TYPE_CHECKING:  # torch is imported when a command runs, not when the CLI starts
+    import torch
 
 SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 
@@ -56,29 +64,65 @@ def register(subparsers) -> None:
         default=0.5,
         help="two parts are two sounds if their mappings' cosine is at most this (default %(default)s)",
     )
+    p.add_argument(
+        "--key-weight",
+        type=float,
+        default=1.0,
+        help="share of caption (text-to-text) similarity in the retrieval score, the rest text-to-audio; "
+        "recordings without captions always count by audio (default %(default)s)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
 
-def corpus_clips(corpus: Path, splits: str) -> list[Path]:
+def corpus_clips(corpus: Path, splits: str) -> list[tuple[Path, list[str]]]:
+    """(path, captions) of the corpus clips in ``splits`` ('+'-joined), in manifest order."""
     manifest = corpus / "manifest.jsonl"
     if not manifest.is_file():
         raise InputError(f"no corpus at {corpus} ({manifest.name} not found): run `tta data build`, or give --audio")
     wanted = set(splits.split("+"))
     rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    clips = [corpus / r["path"] for r in rows if r.get("split") in wanted]
+    clips = [(corpus / r["path"], list(r.get("captions") or [])) for r in rows if r.get("split") in wanted]
     if not clips:
         raise InputError(f"{manifest}: no clips in split {splits!r}")
     return clips
 
 
-def folder_clips(folder: Path) -> list[Path]:
+def folder_clips(folder: Path) -> list[tuple[Path, list[str]]]:
+    """(path, captions) of the audio files under ``folder``; captions from a ``.txt`` of the same stem."""
     if not folder.is_dir():
         raise InputError(f"--audio {folder}: not a folder")
     clips = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
     if not clips:
         raise InputError(f"--audio {folder}: no audio files ({', '.join(SUFFIXES)})")
-    return clips
+    return [(path, sidecar_captions(path)) for path in clips]
+
+
+def sidecar_captions(path: Path) -> list[str]:
+    """The non-empty lines of ``path`` with a ``.txt`` suffix, or [] when there is none."""
+    text = path.with_suffix(".txt")
+    if not text.is_file():
+        return []
+    return [line.strip() for line in text.read_text(errors="replace").splitlines() if line.strip()]
+
+
+def caption_keys(clap, captions: list[list[str]], audio: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Retrieval keys [N, D]: each recording's mean caption text embedding (renormalised); its audio embedding
+    where it has no captions. Each distinct caption is embedded once."""
+    import torch
+    import torch.nn.functional as F
+
+    unique = sorted({c for caps in captions for c in caps})
+    table: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for i in range(0, len(unique), batch):
+            chunk = unique[i : i + batch]
+            table.update(zip(chunk, clap.encode_text(chunk).float().cpu()))
+    rows = [
+        F.normalize(torch.stack([table[c] for c in caps]).mean(0), dim=0) if caps else audio[i].float()
+        for i, caps in enumerate(captions)
+    ]
+    return torch.stack(rows)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,11 +152,12 @@ def run(args: argparse.Namespace) -> int:
         max_sources=args.max_sources,
         min_match=args.min_match,
         max_cosine=args.max_cosine,
+        key_weight=args.key_weight,
     )
     RetrievalPrior(torch.ones(1, 1), **settings)  # settings are checked before the (slow) embedding
     clap = load_clap(model / "clap")
-    embeddings, skipped = [], []
-    for path in tqdm(clips, desc="embedding", unit="clip", disable=args.no_progress):
+    embeddings, captions, skipped = [], [], []
+    for path, caps in tqdm(clips, desc="embedding", unit="clip", disable=args.no_progress):
         try:
             wav = load_audio(path)
         except Exception as err:  # unreadable / not audio: reported, never fatal
@@ -123,9 +168,13 @@ def run(args: argparse.Namespace) -> int:
             continue
         with torch.no_grad():
             embeddings.append(window_embedding(clap, torch.from_numpy(wav[: 20 * 16000]), 5.0, 4).cpu())
+        captions.append(caps)
     if not embeddings:
         raise InputError(f"none of the {len(clips)} recordings could be embedded")
-    prior = RetrievalPrior(torch.stack(embeddings), **settings)
+    bank = torch.stack(embeddings)
+    captioned = sum(1 for caps in captions if caps)
+    keys = caption_keys(clap, captions, bank) if captioned else None
+    prior = RetrievalPrior(bank, keys=keys, **settings)
     tmp = Path(tempfile.mkdtemp(prefix=".prior.", dir=model))
     tmp.chmod(0o755)  # mkdtemp makes it private; the model folder is meant to be shared
     try:  # written beside, then swapped in: an interrupted build never leaves a half-written prior/
@@ -141,5 +190,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     for line in skipped:
         print(f"skipped {line}")
-    print(f"{model / 'prior'}: {len(embeddings)} recordings embedded, {len(skipped)} skipped; {prior.config}")
+    print(
+        f"{model / 'prior'}: {len(embeddings)} recordings embedded ({captioned} with captions), {len(skipped)} "
+        f"skipped; {prior.config}"
+    )
     return 0

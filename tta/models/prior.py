@@ -8,6 +8,11 @@ the text embedding (``text_weight``), renormalised. It needs no training, works 
 and is an optional component of a model folder (``prior/``, built by ``tta prior build``); the pipeline applies it to
 every non-empty text.
 
+Which entries are nearest is decided by a *key* per entry. Without keys, the key is the audio embedding itself
+(text-to-audio retrieval, across the modality gap). With ``keys`` (the CLAP text embeddings of each recording's
+captions, as Re-AudioLDM retrieves by caption), ``key_weight`` of the score is text-to-text similarity, which a
+small CLAP ranks far more reliably; the values averaged are always the audio embeddings.
+
 It also decides which parts of a prompt name sounds of their own (:meth:`RetrievalPrior.sound_parts`), for
 composed guidance (:mod:`tta.sampling.composition`): a part counts when some bank recording matches it well, and
 two parts count as two sounds when their mappings differ.
@@ -43,6 +48,11 @@ class RetrievalPrior(nn.Module):
         min_match: a prompt part names a sound only if its text embedding's cosine with its nearest bank entry is
             at least this.
         max_cosine: two parts are two sounds only if the cosine between their mapped conditions is at most this.
+        keys: optional [N, D] retrieval keys, one per bank entry: the CLAP text embedding of the recording's
+            captions (normalised here). An entry without captions should carry its audio embedding. None: the
+            audio embeddings are the keys.
+        key_weight: in [0, 1]: the share of key similarity in the retrieval score (the rest is similarity to the
+            audio embeddings); it has no effect without ``keys``.
     """
 
     def __init__(
@@ -55,6 +65,8 @@ class RetrievalPrior(nn.Module):
         max_sources: int = 1,
         min_match: float = 0.6,
         max_cosine: float = 0.5,
+        keys: torch.Tensor | None = None,
+        key_weight: float = 1.0,
     ):
         super().__init__()
         embeddings = torch.as_tensor(embeddings, dtype=torch.float32)
@@ -73,7 +85,19 @@ class RetrievalPrior(nn.Module):
         for name, value in (("min_match", min_match), ("max_cosine", max_cosine)):
             if not -1.0 <= value <= 1.0:  # NaN fails too
                 raise InputError(f"{name} must be a cosine in [-1, 1], got {value!r}")
+        if not 0.0 <= key_weight <= 1.0:
+            raise InputError(f"key_weight must be in [0, 1], got {key_weight!r}")
+        if keys is not None:
+            keys = torch.as_tensor(keys, dtype=torch.float32)
+            if keys.shape != embeddings.shape:
+                raise InputError(
+                    f"the prior's keys must match its bank {tuple(embeddings.shape)}, got {tuple(keys.shape)}"
+                )
+            if not torch.isfinite(keys).all():
+                raise InputError("the prior's keys hold non-finite values")
         self.register_buffer("embeddings", F.normalize(embeddings, dim=-1))
+        self.register_buffer("keys", None if keys is None else F.normalize(keys, dim=-1))
+        self.key_weight = float(key_weight)
         self.top_k = top_k
         self.temperature = float(temperature)
         self.text_weight = float(text_weight)
@@ -91,6 +115,7 @@ class RetrievalPrior(nn.Module):
             "max_sources": self.max_sources,
             "min_match": self.min_match,
             "max_cosine": self.max_cosine,
+            "key_weight": self.key_weight,
         }
 
     @property
@@ -104,7 +129,7 @@ class RetrievalPrior(nn.Module):
             raise InputError(f"the prior takes [B, {self.embedding_dim}] embeddings, got {tuple(text.shape)}")
         query = F.normalize(text.float(), dim=-1)
         bank = self.embeddings.to(query.device)
-        sims, idx = (query @ bank.T).topk(min(self.top_k, bank.shape[0]), dim=1)  # [B, k]
+        sims, idx = self.scores(query).topk(min(self.top_k, bank.shape[0]), dim=1)  # [B, k]
         if self.temperature > 0:
             weights = torch.softmax(sims / self.temperature, dim=1)
         else:
@@ -112,6 +137,15 @@ class RetrievalPrior(nn.Module):
         audio = F.normalize((weights.unsqueeze(-1) * bank[idx]).sum(1), dim=-1)
         out = F.normalize(self.text_weight * query + (1.0 - self.text_weight) * audio, dim=-1)
         return out.to(text.dtype)
+
+    def scores(self, query: torch.Tensor) -> torch.Tensor:
+        """Retrieval scores [B, N] of normalised queries against the bank: cosine to the audio embeddings, with
+        ``key_weight`` of it taken from the keys when there are keys."""
+        audio = query @ self.embeddings.to(query.device).T
+        if self.keys is None or self.key_weight == 0.0:
+            return audio
+        keyed = query @ self.keys.to(query.device).T
+        return keyed if self.key_weight == 1.0 else self.key_weight * keyed + (1.0 - self.key_weight) * audio
 
     @torch.no_grad()
     def sound_parts(self, parts: torch.Tensor) -> list[int]:
@@ -145,10 +179,14 @@ class RetrievalPrior(nn.Module):
         from tta.audio.io import write_atomic
 
         folder = Path(folder)
-        bank = self.embeddings.detach().cpu().half().contiguous()
-        write_atomic(folder / WEIGHTS_NAME, save({"embeddings": bank}, metadata={"format": "pt"}))
+        tensors = {"embeddings": self.embeddings.detach().cpu().half().contiguous()}
+        if self.keys is not None:
+            tensors["keys"] = self.keys.detach().cpu().half().contiguous()
+        bank = tensors["embeddings"]
+        write_atomic(folder / WEIGHTS_NAME, save(tensors, metadata={"format": "pt"}))
         fingerprint = clap_fingerprint or self.clap_fingerprint
         config = {"_class_name": type(self).__name__, "bank_size": int(bank.shape[0]), **self.config}
+        config["caption_keys"] = self.keys is not None
         config["clap_fingerprint"] = fingerprint
         write_atomic(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
         return folder
@@ -166,12 +204,15 @@ class RetrievalPrior(nn.Module):
         except (OSError, json.JSONDecodeError) as err:
             raise ModelLoadError(f"cannot read prior config {config_file}: {err}") from err
         try:
-            bank = load_file(str(weights))["embeddings"]
+            tensors = load_file(str(weights))
+            bank = tensors["embeddings"]
         except Exception as err:  # missing, truncated, not safetensors, no "embeddings"
             raise ModelLoadError(f"cannot load the prior's bank {weights}: {err}") from err
-        keys = ("top_k", "temperature", "text_weight", "clap_fingerprint", "max_sources", "min_match", "max_cosine")
-        kwargs = {key: config[key] for key in keys if key in config}
+        if config.get("caption_keys") and "keys" not in tensors:
+            raise ModelLoadError(f"{config_file} says the bank has caption keys, but {weights} holds none")
+        names = ("top_k", "temperature", "text_weight", "clap_fingerprint", "max_sources", "min_match", "max_cosine")
+        kwargs = {key: config[key] for key in (*names, "key_weight") if key in config}
         try:
-            return cls(bank, **kwargs)
+            return cls(bank, keys=tensors.get("keys"), **kwargs)
         except InputError as err:
             raise ModelLoadError(f"{config_file}: {err}") from err
