@@ -8,6 +8,8 @@ user's own sounds (``--audio DIR``, searched recursively). Unreadable or empty f
 Recordings with captions (the corpus manifest's; in a folder, a ``NAME.txt`` beside ``NAME.wav``, one caption a
 line) also get a retrieval key: the mean CLAP text embedding of their captions, so that prompts find them by
 text-to-text similarity (``--key-weight``); a recording without captions is found by its audio embedding.
+Text-to-text cosines run higher than text-to-audio ones, so in a partly captioned folder the captioned
+recordings are preferred; caption all of a folder or none of it.
 """
 
 from __future__ import annotations
