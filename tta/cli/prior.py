@@ -109,10 +109,9 @@ def sidecar_captions(path: Path) -> list[str]:
 
 
 def caption_keys(clap, captions: list[list[str]], audio: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Retrieval keys [N, D]: each recording's mean caption text embedding (renormalised); its audio embedding
-    where it has no captions. Each distinct caption is embedded once."""
+    """Retrieval keys [N, D]: each recording's mean caption text embedding (the prior normalises them); its audio
+    embedding where it has no captions. Each distinct caption is embedded once."""
     import torch
-    import torch.nn.functional as F
 
     unique = sorted({c for caps in captions for c in caps})
     table: dict[str, torch.Tensor] = {}
@@ -121,8 +120,7 @@ def caption_keys(clap, captions: list[list[str]], audio: torch.Tensor, batch: in
             chunk = unique[i : i + batch]
             table.update(zip(chunk, clap.encode_text(chunk).float().cpu()))
     rows = [
-        F.normalize(torch.stack([table[c] for c in caps]).mean(0), dim=0) if caps else audio[i].float()
-        for i, caps in enumerate(captions)
+        torch.stack([table[c] for c in caps]).mean(0) if caps else audio[i].float() for i, caps in enumerate(captions)
     ]
     return torch.stack(rows)
 

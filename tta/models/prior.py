@@ -140,12 +140,9 @@ class RetrievalPrior(nn.Module):
 
     def scores(self, query: torch.Tensor) -> torch.Tensor:
         """Retrieval scores [B, N] of normalised queries against the bank: cosine to the audio embeddings, with
-        ``key_weight`` of it taken from the keys when there are keys."""
-        audio = query @ self.embeddings.to(query.device).T
-        if self.keys is None or self.key_weight == 0.0:
-            return audio
-        keyed = query @ self.keys.to(query.device).T
-        return keyed if self.key_weight == 1.0 else self.key_weight * keyed + (1.0 - self.key_weight) * audio
+        ``key_weight`` of it taken from the keys when there are keys (one product: the blend is linear)."""
+        search = self.embeddings if self.keys is None else torch.lerp(self.embeddings, self.keys, self.key_weight)
+        return query @ search.to(query.device).T
 
     @torch.no_grad()
     def sound_parts(self, parts: torch.Tensor) -> list[int]:
@@ -179,13 +176,11 @@ class RetrievalPrior(nn.Module):
         from tta.audio.io import write_atomic
 
         folder = Path(folder)
-        tensors = {"embeddings": self.embeddings.detach().cpu().half().contiguous()}
-        if self.keys is not None:
-            tensors["keys"] = self.keys.detach().cpu().half().contiguous()
-        bank = tensors["embeddings"]
+        stored = {"embeddings": self.embeddings, "keys": self.keys}
+        tensors = {name: t.detach().cpu().half().contiguous() for name, t in stored.items() if t is not None}
         write_atomic(folder / WEIGHTS_NAME, save(tensors, metadata={"format": "pt"}))
         fingerprint = clap_fingerprint or self.clap_fingerprint
-        config = {"_class_name": type(self).__name__, "bank_size": int(bank.shape[0]), **self.config}
+        config = {"_class_name": type(self).__name__, "bank_size": int(self.embeddings.shape[0]), **self.config}
         config["caption_keys"] = self.keys is not None
         config["clap_fingerprint"] = fingerprint
         write_atomic(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
@@ -210,8 +205,17 @@ class RetrievalPrior(nn.Module):
             raise ModelLoadError(f"cannot load the prior's bank {weights}: {err}") from err
         if config.get("caption_keys") and "keys" not in tensors:
             raise ModelLoadError(f"{config_file} says the bank has caption keys, but {weights} holds none")
-        names = ("top_k", "temperature", "text_weight", "clap_fingerprint", "max_sources", "min_match", "max_cosine")
-        kwargs = {key: config[key] for key in (*names, "key_weight") if key in config}
+        names = (
+            "top_k",
+            "temperature",
+            "text_weight",
+            "clap_fingerprint",
+            "max_sources",
+            "min_match",
+            "max_cosine",
+            "key_weight",
+        )
+        kwargs = {key: config[key] for key in names if key in config}
         try:
             return cls(bank, keys=tensors.get("keys"), **kwargs)
         except InputError as err:
