@@ -211,6 +211,8 @@ def load_components(folder: str | os.PathLike) -> Components:
     name = check_model_folder(folder)
     opts = {"use_safetensors": True, "local_files_only": True}
     unet = _load(f"{folder / 'unet'}", UNet2DConditionModel.from_pretrained, str(folder / "unet"), **opts)
+    if name == TTA_CLASS_NAME and (folder / "retrieval").is_dir():
+        unet = _load_retrieval_unet(folder, unet)
     vae = _load(f"{folder / 'vae'}", AutoencoderKL.from_pretrained, str(folder / "vae"), **opts)
     voc_class = vocoder_class(_read_json(folder / "vocoder" / "config.json"))
     vocoder = _load(f"{folder / 'vocoder'}", voc_class.from_pretrained, str(folder / "vocoder"), **opts)
@@ -232,11 +234,47 @@ def load_components(folder: str | os.PathLike) -> Components:
 
 
 def clap_fingerprint(clap_dir: str | os.PathLike) -> str:
-    """SHA-256 (first 16 hex chars) of a CLAP folder's weight files: which CLAP a prior's bank was built with."""
+    """SHA-256 (first 16 hex chars) of a CLAP folder's weights: which CLAP a prior's bank or a retrieval index was
+    built with. It hashes the tensors (names, dtypes, shapes, values), not the files' bytes, so a CLAP saved again
+    (a training export) keeps its fingerprint; an unreadable file is hashed as bytes."""
+    import torch
+    from safetensors.torch import load_file
+
     digest = hashlib.sha256()
     for path in sorted(Path(clap_dir).glob("*.safetensors")):
+        digest.update(path.name.encode() + b"\0")
+        try:
+            tensors = load_file(str(path))
+        except Exception:  # the loader reports a corrupt CLAP; here it only needs to differ from a good one
+            digest.update(path.read_bytes())
+            continue
+        for name in sorted(tensors):
+            t = tensors[name].contiguous()
+            digest.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _file_fingerprint(clap_dir: Path) -> str:
+    """The fingerprint priors written before tta 0.1.0's retrieval index carry: a hash of the files' bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(clap_dir.glob("*.safetensors")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _load_retrieval_unet(folder: Path, unet):
+    """The folder's UNet wrapped with its ``retrieval/`` encoder (:class:`tta.models.retrieval.RetrievalUNet`)."""
+    from tta.models.retrieval import RetrievalEncoder, RetrievalUNet
+
+    sub = folder / "retrieval"
+    _check_component(sub, "unet")  # config.json + diffusion_pytorch_model.safetensors, as diffusers writes them
+    opts = {"use_safetensors": True, "local_files_only": True}
+    encoder = _load(f"{sub}", RetrievalEncoder.from_pretrained, str(sub), **opts)
+    try:
+        return RetrievalUNet(unet, encoder).eval()
+    except InputError as err:
+        raise ModelLoadError(f"{sub}: {err}") from err
 
 
 def _load_prior(folder: Path, clap):
@@ -248,7 +286,8 @@ def _load_prior(folder: Path, clap):
         raise ModelLoadError(
             f"{folder / 'prior'}: its bank is {prior.embedding_dim}-d, the CLAP's space {clap.embedding_dim}-d"
         )
-    if prior.clap_fingerprint is not None and prior.clap_fingerprint != clap_fingerprint(folder / "clap"):
+    known = {clap_fingerprint(folder / "clap"), _file_fingerprint(folder / "clap")}
+    if prior.clap_fingerprint is not None and prior.clap_fingerprint not in known:
         warnings.warn(
             f"{folder / 'prior'} was built with another CLAP than {folder / 'clap'}; it is not used. Rebuild it: "
             f"tta prior build --model {folder}",
@@ -260,7 +299,18 @@ def _load_prior(folder: Path, clap):
 
 # what a model folder's components are: replaced, not carried over, when a model is saved over another
 REPLACED_ENTRIES = frozenset(
-    {"unet", "vae", "vocoder", "clap", "scheduler", "text_encoder", "tokenizer", "feature_extractor", INDEX_NAME}
+    {
+        "unet",
+        "retrieval",
+        "vae",
+        "vocoder",
+        "clap",
+        "scheduler",
+        "text_encoder",
+        "tokenizer",
+        "feature_extractor",
+        INDEX_NAME,
+    }
 )
 
 
@@ -301,6 +351,11 @@ def save_components(
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
+        from tta.models.retrieval import RetrievalUNet
+
+        if isinstance(unet, RetrievalUNet):  # unet/ stays a plain diffusers folder; the encoder beside it
+            unet.encoder.save_pretrained(str(tmp / "retrieval"), safe_serialization=True)
+            unet = unet.unet
         unet.save_pretrained(str(tmp / "unet"), safe_serialization=True)
         vae.save_pretrained(str(tmp / "vae"), safe_serialization=True)
         vocoder.save_pretrained(str(tmp / "vocoder"), safe_serialization=True)
@@ -323,6 +378,8 @@ def save_components(
             "clap": ["tta", clap_backend],
             "scheduler": ["diffusers", scheduler_config.get("_class_name", "DDIMScheduler")],
         }
+        if (tmp / "retrieval").is_dir():
+            index["retrieval"] = ["tta", "RetrievalEncoder"]
         if sampling:
             index["sampling"] = sampling
         (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")

@@ -55,6 +55,9 @@ class TTAPipelineOutput:
             peak was already under ``peak_limit``; below 1: it was scaled down to keep inside full scale).
         sources: for each waveform, the texts it was conditioned on: ``[prompt]``, or the prompt's sound parts
             when it was composed (``compose``).
+        retrieved: with a retrieval index (:meth:`TTAPipeline.set_retrieval`), for each waveform and each of its
+            ``sources``, the index entries it was conditioned on: ``{"text", "clips": [{"id", "path", "captions",
+            "score"}, ...]}``, nearest first; None without one.
     """
 
     audios: Any
@@ -63,6 +66,7 @@ class TTAPipelineOutput:
     clap_scores: np.ndarray | None = None
     peak_gains: np.ndarray | None = None
     sources: list[list[str]] | None = None
+    retrieved: list[list[dict]] | None = None
 
 
 @dataclass
@@ -140,6 +144,10 @@ class TTAPipeline:
         prior: optional :class:`~tta.models.prior.RetrievalPrior` (``pipe.prior``) that moves every non-empty
             prompt's text embedding towards the audio embeddings the UNet trained on; ``pipe.prior = None``
             conditions on the raw text embeddings.
+
+    A retrieval-conditioned model (a :class:`~tta.models.retrieval.RetrievalUNet`, from a folder with
+    ``retrieval/``) also attends to each prompt's nearest recordings in a retrieval index, once one is set with
+    :meth:`set_retrieval`; without an index it generates from its null tokens.
     """
 
     def __init__(
@@ -165,6 +173,8 @@ class TTAPipeline:
         self.name_or_path = name_or_path
         self.sampling_defaults = check_sampling_defaults(sampling_defaults or {}, "sampling_defaults")
         self.prior = prior
+        self.retrieval = None  # a RetrievalIndex (set_retrieval)
+        self.retrieval_top_k: int | None = None
         self._model_hash: str | None = None
         self._fast = False
 
@@ -271,6 +281,53 @@ class TTAPipeline:
             self.unet.to(memory_format=torch.channels_last)
         self.vae.to(memory_format=torch.channels_last)
         self._fast = True
+        return self
+
+    @property
+    def is_retrieval_model(self) -> bool:
+        """Whether the UNet is retrieval-conditioned (:class:`~tta.models.retrieval.RetrievalUNet`)."""
+        from tta.models.retrieval import RetrievalUNet
+
+        return isinstance(self.unet, RetrievalUNet)
+
+    def set_retrieval(self, index, top_k: int | None = None) -> TTAPipeline:
+        """Condition generation on the ``top_k`` nearest recordings of ``index`` (a
+        :class:`~tta.retrieval.RetrievalIndex` or its folder; None: no retrieval). ``top_k`` defaults to the
+        number the model was trained with.
+
+        Raises:
+            InputError: the model is not retrieval-conditioned, or the index was built with another CLAP or VAE.
+            ModelLoadError: the index folder is missing or corrupt.
+        """
+        if index is None:
+            self.retrieval, self.retrieval_top_k = None, None
+            return self
+        if not self.is_retrieval_model:
+            raise InputError(
+                "this model is not retrieval-conditioned (its folder has no retrieval/): train one with "
+                "`tta train ldm --retrieval INDEX`"
+            )
+        from tta.models.vae import vae_downsample_factor
+        from tta.retrieval import RetrievalIndex
+
+        where = "retrieval index"
+        if not isinstance(index, RetrievalIndex):
+            where = str(index)
+            index = RetrievalIndex.load(index)
+        fingerprint = None
+        if self.name_or_path and (Path(self.name_or_path) / "clap").is_dir():
+            from tta.loading import clap_fingerprint
+
+            fingerprint = clap_fingerprint(Path(self.name_or_path) / "clap")
+        grid = (
+            int(self.vae.config.latent_channels),
+            int(self.vocoder.config.model_in_dim) // vae_downsample_factor(self.vae),
+        )
+        index.check_compatible(fingerprint, self.clap.embedding_dim, grid, where)
+        if index.latent.shape[1] != self.unet.encoder.config.latent_dim:
+            raise InputError(f"{where}: its latent summaries do not fit this model's retrieval encoder")
+        top_k = self.unet.top_k if top_k is None else _check_positive_int(top_k, "top_k")
+        self.retrieval, self.retrieval_top_k = index, top_k
         return self
 
     @property
@@ -404,8 +461,12 @@ class TTAPipeline:
         total = len(prompts) * per_prompt * n_cand
         device = self.device
 
-        # 3. Encode prompts (and negative prompts) with CLAP: [B, D] each (or each prompt's sounds), repeated
-        cond, uncond, sources = self._encode_prompts(prompts, negatives, per_prompt * n_cand, guidance_scale, compose)
+        # 3. Encode prompts (and negative prompts) with CLAP: [B, D] each (or each prompt's sounds), repeated;
+        # with a retrieval index, each row followed by its nearest recordings' features
+        found: dict[str, list[dict]] = {}
+        cond, uncond, sources = self._encode_prompts(
+            prompts, negatives, per_prompt * n_cand, guidance_scale, compose, found
+        )
 
         # 4. Scheduler
         scheduler.set_timesteps(steps, device=device)
@@ -441,6 +502,7 @@ class TTAPipeline:
             clap_scores=scores,
             peak_gains=gains.numpy(),
             sources=[list(parts) for parts in sources for _ in range(per_prompt)],
+            retrieved=_retrieved(sources, found, per_prompt) if found else None,
         )
 
     @torch.inference_mode()
@@ -516,8 +578,9 @@ class TTAPipeline:
         mel = torch.nn.functional.pad(mel, (0, 0, 0, layout.mel_frames - mel.shape[0]), value=math.log(1e-5))
         x0 = self.encode_mel(mel[None, None]).expand(total, -1, -1, -1)
 
-        # 3. Encode the prompt (and negative prompt) with CLAP
-        cond, uncond, sources = self._encode_prompts(prompts, negatives, total, guidance_scale, compose)
+        # 3. Encode the prompt (and negative prompt) with CLAP (and the retrieval index, if set)
+        found: dict[str, list[dict]] = {}
+        cond, uncond, sources = self._encode_prompts(prompts, negatives, total, guidance_scale, compose, found)
 
         # 4. Scheduler: the last `strength` of the steps
         scheduler.set_timesteps(steps, device=device)
@@ -558,6 +621,7 @@ class TTAPipeline:
             seeds=seeds,
             peak_gains=gains.numpy(),
             sources=[list(sources[0]) for _ in range(total)],
+            retrieved=_retrieved(sources, found, total) if found else None,
             mels=out_mel.numpy() if output_type == "np" else out_mel,
             region=region,
         )
@@ -683,7 +747,13 @@ class TTAPipeline:
         return compose
 
     def _encode_prompts(
-        self, prompts: list[str], negatives: list[str], repeat: int, guidance_scale: float, compose: bool = False
+        self,
+        prompts: list[str],
+        negatives: list[str],
+        repeat: int,
+        guidance_scale: float,
+        compose: bool = False,
+        found: dict[str, list[dict]] | None = None,
     ) -> tuple[torch.Tensor | list[torch.Tensor], torch.Tensor | None, list[list[str]]]:
         """CLAP text embeddings of the prompts and (with guidance) negatives, each [len(prompts) * repeat, D];
         with a :attr:`prior`, every non-empty text's embedding goes through it (the empty text, the unconditional
@@ -691,6 +761,9 @@ class TTAPipeline:
 
         With ``compose``, a prompt whose parts the prior takes as several sounds is conditioned on each of them:
         ``cond`` is then a list of one [J, D] tensor per latent. Also returns each prompt's condition texts.
+
+        With a retrieval index (:meth:`set_retrieval`), every row is followed by the packed features of its text's
+        nearest index entries (none for the empty text), and ``found`` gets each text's entries.
         """
         from tta.sampling.composition import split_prompt
 
@@ -700,9 +773,12 @@ class TTAPipeline:
         def embed(text: str, mapped: bool = True) -> torch.Tensor:
             if text not in raw:
                 raw[text] = self.clap.encode_text([text])
-            if mapped and self.prior is not None and text.strip():
-                return self.prior(raw[text])  # the prior meets the query on its device
-            return raw[text]
+            if not mapped:
+                return raw[text]
+            row = self.prior(raw[text]) if self.prior is not None and text.strip() else raw[text]
+            if self.retrieval is not None:
+                row = torch.cat([row.float(), self._neighbour_features(text, raw[text], found).to(row.device)], 1)
+            return row
 
         sources = []
         for prompt in prompts:
@@ -719,6 +795,31 @@ class TTAPipeline:
         else:
             cond = [stack(texts) for texts in sources for _ in range(repeat)]
         return cond, uncond, sources
+
+    def _neighbour_features(self, text: str, query: torch.Tensor, found: dict[str, list[dict]] | None) -> torch.Tensor:
+        """[1, K * F]: the packed features of ``text``'s K nearest index entries (all null for the empty text)."""
+        from tta.models.retrieval import pack_neighbours
+
+        index, k = self.retrieval, self.retrieval_top_k
+        if text.strip():
+            hits = index.search(query, k)
+        else:
+            from tta.retrieval import Neighbours
+
+            hits = Neighbours(torch.full((1, k), -1, dtype=torch.long), torch.full((1, k), float("-inf")))
+        rows = hits.rows.clamp(min=0)
+        if text.strip() and found is not None:
+            found[text] = [
+                {
+                    "id": index.entries[r].get("id"),
+                    "path": index.entries[r].get("path"),
+                    "captions": index.entries[r].get("captions", []),
+                    "score": round(float(s), 4),
+                }
+                for r, s in zip(hits.rows[0].tolist(), hits.scores[0].tolist())
+                if r >= 0
+            ]
+        return pack_neighbours(index.audio[rows], index.latent[rows], hits.scores.clamp(min=-1.0), hits.valid)
 
     @staticmethod
     def _check_negative(negative_prompt: str | list[str] | None, batch: int) -> list[str]:
@@ -793,3 +894,9 @@ class TTAPipeline:
         best = sims.argmax(dim=1)
         keep = [g * n_cand + int(b) for g, b in enumerate(best)]
         return audio[keep], keep, sims.max(dim=1).values.numpy()
+
+
+def _retrieved(sources: list[list[str]], found: dict[str, list[dict]], repeat: int) -> list[list[dict]]:
+    """Per waveform (``repeat`` per prompt), the retrieved entries of each of its condition texts."""
+    rows = [[{"text": text, "clips": found.get(text, [])} for text in texts] for texts in sources]
+    return [row for row in rows for _ in range(repeat)]

@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     "reconstruct",  # tta reconstruct (VAE + vocoder round trip)
     "train",  # tta train clap|vae|vocoder|ldm
     "prior",  # tta prior build (retrieval prior of a model folder)
+    "index",  # tta index build|info (retrieval index of a sound library, Re-AudioLDM)
     "demo",  # tta demo (Gradio)
 ]
 

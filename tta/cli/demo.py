@@ -20,6 +20,12 @@ def register(subparsers) -> None:
     p.add_argument(
         "--models-dir", default=None, help="folder whose model sub-folders the dropdown lists (default: checkpoints/)"
     )
+    p.add_argument(
+        "--retrieval",
+        default=None,
+        metavar="INDEX",
+        help="a retrieval index (`tta index build`) the page offers to retrieval-conditioned models",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
     p.add_argument("--concurrency", type=int, default=1, help="requests run at once; the rest queue (%(default)s)")
     p.set_defaults(func=run)
@@ -34,5 +40,5 @@ def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise InputError(f"--concurrency must be >= 1, got {args.concurrency}")
     print(f"tta demo on http://{args.host}:{args.port} (Ctrl+C stops it)")
-    launch(args.host, args.port, args.model, args.models_dir, args.device, args.concurrency)
+    launch(args.host, args.port, args.model, args.models_dir, args.device, args.concurrency, retrieval=args.retrieval)
     return 0

@@ -22,7 +22,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from tta.cli.generate import add_compose_argument, add_peak_limit_arguments, check_peak_limit_arg
+from tta.cli.generate import (
+    add_compose_argument,
+    add_peak_limit_arguments,
+    add_retrieval_arguments,
+    check_peak_limit_arg,
+    check_retrieval_args,
+)
 from tta.errors import InputError
 
 MODES = {"style": "style transfer", "inpaint": "inpainting", "superres": "super-resolution"}
@@ -49,6 +55,7 @@ def register(subparsers) -> None:
     common.add_argument(
         "--no-prior", action="store_true", help="condition on the raw CLAP text embedding (skip the model's prior/)"
     )
+    add_retrieval_arguments(common)
     add_compose_argument(common)
     add_peak_limit_arguments(common)
     common.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -147,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from tta.cli.generate import check_writable, resolve_device
 
     kwargs = check_args(args)
+    check_retrieval_args(args)
     path = output_path(args.output, args.input, args.mode)
     check_writable([path])
     args.device = resolve_device(args.device)
@@ -160,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
     pipe = TTAPipeline.from_pretrained(args.model, device=args.device)
     if args.no_prior:
         pipe.prior = None
+    if args.retrieval is not None:
+        pipe.set_retrieval(args.retrieval, args.top_k)
     args.steps = pipe.default_steps if args.steps is None else args.steps  # the sidecar records what ran
     args.guidance = pipe.default_guidance if args.guidance is None else args.guidance
     common = {
@@ -198,6 +208,9 @@ def run(args: argparse.Namespace) -> int:
         "prior": pipe.prior is not None,
         "compose": args.compose,
         "sources": result.sources[0],
+        "retrieval": str(Path(args.retrieval).resolve()) if pipe.retrieval is not None else None,
+        "top_k": pipe.retrieval_top_k,
+        "retrieved": result.retrieved[0] if result.retrieved is not None else None,
         "peak_limit": args.peak_limit,
         "peak_gain": float(result.peak_gains[0]),
         "sample_rate": pipe.sample_rate,

@@ -94,6 +94,7 @@ def register(subparsers) -> None:
         action="store_true",
         help="condition on the raw CLAP text embedding even if the model has a retrieval prior (prior/)",
     )
+    add_retrieval_arguments(p)
     add_compose_argument(p)
     p.add_argument(
         "--compose-mode",
@@ -115,6 +116,27 @@ def register(subparsers) -> None:
         "--mel-png", action="store_true", help="also save each output's log-mel spectrogram as <name>.png beside it"
     )
     p.set_defaults(func=run)
+
+
+def add_retrieval_arguments(p: argparse.ArgumentParser) -> None:
+    """``--retrieval INDEX --top-k K`` (shared with ``tta edit``)."""
+    p.add_argument(
+        "--retrieval",
+        default=None,
+        metavar="INDEX",
+        help="condition a retrieval-conditioned model on each prompt's nearest recordings in INDEX (`tta index "
+        "build`); the sidecar lists them",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=None, help="with --retrieval: neighbours per prompt (default: the model's)"
+    )
+
+
+def check_retrieval_args(args: argparse.Namespace) -> None:
+    if args.top_k is not None and args.retrieval is None:
+        raise InputError("--top-k needs --retrieval INDEX")
+    if args.top_k is not None and args.top_k < 1:
+        raise InputError(f"--top-k must be >= 1, got {args.top_k}")
 
 
 def add_compose_argument(p: argparse.ArgumentParser) -> None:
@@ -197,6 +219,7 @@ def check_args(args: argparse.Namespace) -> None:
     if args.negative is not None and not isinstance(args.negative, str):
         raise InputError("--negative must be a string")
     check_peak_limit_arg(args)
+    check_retrieval_args(args)
     args.sampler = sampler_name(args.sampler)
 
 
@@ -283,6 +306,8 @@ def make_sidecar(args: argparse.Namespace, pipe, **fields: Any) -> dict[str, Any
         "duration": args.duration,
         "candidates": args.candidates,
         "prior": pipe.prior is not None,
+        "retrieval": str(Path(args.retrieval).resolve()) if pipe.retrieval is not None else None,
+        "top_k": pipe.retrieval_top_k,
         "compose": args.compose,
         "compose_mode": args.compose_mode,
         "mix_gain_db": args.mix_gain_db,
@@ -311,6 +336,10 @@ def load_sidecar(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     args.duration, args.candidates, args.batch_size = meta["duration"], meta["candidates"], meta["batch_size"]
     args.seed = meta["base_seed"]
     args.no_prior = meta.get("prior") is False
+    if args.retrieval is None:
+        args.retrieval = meta.get("retrieval")
+    if args.top_k is None:
+        args.top_k = meta.get("top_k")
     args.peak_limit = meta.get("peak_limit")  # sidecars from before the limiter: none was applied
     args.compose = meta.get("compose", False)  # sidecars from before composition: none was used
     args.compose_mode = meta.get("compose_mode", "guidance")  # before mixing, composed prompts were guided
@@ -373,6 +402,8 @@ def run(args: argparse.Namespace) -> int:
         pipe.reranker = load_clap(args.clap, device=args.device)
     if args.no_prior:
         pipe.prior = None
+    if args.retrieval is not None:
+        pipe.set_retrieval(args.retrieval, args.top_k)
     if meta is not None and meta["model_hash"] != pipe.model_hash:
         raise InputError(
             f"model {args.model} (hash {pipe.model_hash}) is not the one in the sidecar ({meta['model_hash']})"
@@ -429,6 +460,8 @@ def run(args: argparse.Namespace) -> int:
                 fields["clap_score"] = float(result.clap_scores[j])
             fields["peak_gain"] = float(result.peak_gains[j])
             fields["sources"] = result.sources[j]
+            if result.retrieved is not None:
+                fields["retrieved"] = result.retrieved[j]
             _write(paths[k], result.audios[j], pipe.sample_rate, make_sidecar(args, pipe, **fields))
             if args.mel_png:
                 _write_png(paths[k], result.audios[j], pipe.sample_rate, prompt)

@@ -46,6 +46,12 @@ def register(subparsers) -> None:
         p.add_argument("--model", help="with --eval-only: the model folder (default: the shipped one)")
         p.add_argument("--split", default="test", help="with --eval-only: corpus split (default test)")
         p.add_argument("--json", dest="json_out", help="with --eval-only: also write the metrics to this file")
+        if stage == "ldm":
+            p.add_argument(
+                "--retrieval",
+                metavar="INDEX",
+                help="train a retrieval-conditioned UNet on the neighbours in INDEX (`tta index build`; Re-AudioLDM)",
+            )
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. lr=5e-4")
         p.set_defaults(func=_run, stage=stage)
 
@@ -55,11 +61,14 @@ def _run(args: argparse.Namespace) -> int:
         return EVALUATORS[args.stage](args)
     from tta.builders import build_trainer
 
+    overrides = list(args.overrides)
+    if getattr(args, "retrieval", None):
+        overrides.append(f"retrieval={args.retrieval}")
     trainer = build_trainer(
         args.stage,
         args.config,
         args.model_config,
-        overrides=args.overrides,
+        overrides=overrides,
         run_dir=args.run_dir,
         corpus=args.corpus,
         max_steps=args.max_steps,

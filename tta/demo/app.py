@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from tta.demo.handlers import MAX_CANDIDATES, MAX_DEMO_DURATION_S, DemoResult, run_edit, run_generate
+from tta.demo.handlers import MAX_CANDIDATES, MAX_DEMO_DURATION_S, MAX_TOP_K, DemoResult, run_edit, run_generate
 from tta.demo.models import ModelCache, list_models
 from tta.editing.inputs import MAX_UPLOAD_BYTES
 from tta.errors import TTAError
@@ -49,12 +50,15 @@ def build_demo(
     cache: ModelCache | None = None,
     concurrency_limit: int = 1,
     max_duration_s: float = MAX_DEMO_DURATION_S,
+    retrieval: str | None = None,
 ):
     """The ``gr.Blocks`` page (queued, at most ``concurrency_limit`` requests running at once).
 
     Args:
         models: model folders for the dropdown (default: :func:`tta.demo.list_models`); the first is selected.
         cache: where pipelines are loaded and kept (default: a new CPU cache).
+        retrieval: a retrieval index folder (``tta index build``) that retrieval-conditioned models may use; the
+            Generate tab then offers it (loaded once, here).
     """
     from tta.demo.models import sampling_defaults
     from tta.pipeline import MAX_STEPS, SUPER_RESOLUTION_PROMPT
@@ -62,7 +66,12 @@ def build_demo(
     gr = _gradio()
     models = list_models() if models is None else list(models)
     cache = cache or ModelCache()
-    gen = functools.partial(run_generate, max_duration_s=max_duration_s)
+    index = None
+    if retrieval is not None:
+        from tta.retrieval import RetrievalIndex
+
+        index = RetrievalIndex.load(retrieval)
+    gen = functools.partial(_generate, index=index, max_duration_s=max_duration_s)
     default = models[0] if models else None
     default_steps, default_guidance = sampling_defaults(default)
     with gr.Blocks(title="tta: text to audio") as demo:
@@ -90,6 +99,13 @@ def build_demo(
                         0.5, max_duration_s, value=5.0, step=0.5, label="Duration (s)", elem_id="duration"
                     )
                     candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates (best by CLAP)")
+                with gr.Row(visible=index is not None):
+                    use_index = gr.Checkbox(
+                        value=index is not None,
+                        label=f"Retrieve neighbours from {Path(index.folder).name if index else 'an index'}",
+                        elem_id="use-retrieval",
+                    )
+                    top_k = gr.Slider(0, MAX_TOP_K, value=0, step=1, label="Neighbours (0: the model's)")
                 gen_button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Tab("Style transfer"):
                 style_in = _upload(gr)
@@ -124,7 +140,12 @@ def build_demo(
         outputs = [audio, image, settings, cli]
 
         actions = [  # (button, handler, its inputs after the model folder, API name)
-            (gen_button, gen, [prompt, negative, duration, steps, guidance, seed, candidates], "generate"),
+            (
+                gen_button,
+                gen,
+                [prompt, negative, duration, steps, guidance, seed, candidates, use_index, top_k],
+                "generate",
+            ),
             (style_button, _style, [style_in, style_prompt, *shared, style_strength], "style"),
             (inpaint_button, _inpaint, [inpaint_in, inpaint_prompt, *shared, inpaint_strength, ranges], "inpaint"),
             (sr_button, _superres, [sr_in, sr_prompt, *shared, cutoff, sr_strength], "superres"),
@@ -140,6 +161,15 @@ def build_demo(
     demo.queue(default_concurrency_limit=concurrency_limit, max_size=64)
     demo.model_cache = cache  # one per page: the model loads once per process
     return demo
+
+
+def _generate(
+    pipe, prompt, negative, duration, steps, guidance, seed, candidates, use_index=False, top_k=0, index=None, **kw
+) -> DemoResult:
+    retrieval = index if use_index and index is not None else None
+    return run_generate(
+        pipe, prompt, negative, duration, steps, guidance, seed, candidates, retrieval=retrieval, top_k=top_k, **kw
+    )
 
 
 def _style(pipe, upload, prompt, negative, steps, guidance, seed, strength) -> DemoResult:
@@ -166,13 +196,15 @@ def launch(
     device: str = "cpu",
     concurrency_limit: int = 1,
     block: bool = True,
+    retrieval: str | None = None,
 ):
-    """Serve the demo (localhost by default); ``model`` is listed first and loaded once, at start."""
+    """Serve the demo (localhost by default); ``model`` is listed first and loaded once, at start; ``retrieval``
+    is an index folder offered to retrieval-conditioned models."""
     models = list_models([model] if model else [], root=models_dir)
     cache = ModelCache(device)
     if models:
         cache.get(models[0])  # load now: the first request does not wait, and a broken model fails at start
-    demo = build_demo(models, cache, concurrency_limit)
+    demo = build_demo(models, cache, concurrency_limit, retrieval=retrieval)
     demo.launch(
         server_name=host,
         server_port=port,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ from tta.errors import InputError
 
 MAX_DEMO_DURATION_S = 30.0  # longest audio the page generates (the CLI goes to 60 s)
 MAX_CANDIDATES = 8
+MAX_TOP_K = 16
+_RETRIEVAL_LOCK = threading.Lock()
 EDIT_MODES = ("style", "inpaint", "superres")
 
 
@@ -96,13 +99,23 @@ def run_generate(
     seed: Any = None,
     candidates: Any = 1,
     max_duration_s: float = MAX_DEMO_DURATION_S,
+    retrieval=None,
+    top_k: Any = None,
 ) -> DemoResult:
-    """Text to audio, as ``tta generate``."""
+    """Text to audio, as ``tta generate``; with ``retrieval`` (a :class:`~tta.retrieval.RetrievalIndex`), as
+    ``tta generate --retrieval INDEX --top-k K`` (the settings list the clips retrieved)."""
     prompt = _prompt(prompt)
     duration = _number(duration, "duration (seconds)", 0.1, max_duration_s)
     n_cand = _number(candidates, "candidates", 1, MAX_CANDIDATES, integer=True)
     kw = _common(pipe, negative, steps, guidance, seed)
-    out = pipe(prompt, audio_length_in_s=duration, num_candidates=n_cand, **kw)
+    if retrieval is not None:
+        top_k = None if top_k in (None, "", 0) else _number(top_k, "top k", 1, MAX_TOP_K, integer=True)
+    with _RETRIEVAL_LOCK:  # the index is pipeline state: set and used by one request at a time
+        pipe.set_retrieval(retrieval, top_k)
+        try:
+            out = pipe(prompt, audio_length_in_s=duration, num_candidates=n_cand, **kw)
+        finally:
+            pipe.set_retrieval(None)
     options = {
         "negative": kw["negative_prompt"],
         "duration": duration,
@@ -112,7 +125,13 @@ def run_generate(
         "candidates": n_cand,
         "model": pipe.name_or_path,
     }
+    if retrieval is not None:
+        options.update(retrieval=retrieval.folder, top_k=top_k)
     settings = {"mode": "generate", "prompt": prompt, **options, "seed": out.seeds[0]}
+    if out.retrieved is not None:
+        settings["retrieved"] = [
+            {"text": part["text"], "clips": [clip["id"] for clip in part["clips"]]} for part in out.retrieved[0]
+        ]
     if out.clap_scores is not None:
         settings["clap_score"] = round(float(out.clap_scores[0]), 4)
     _report_conditioning(settings, out)

@@ -58,6 +58,7 @@ class LatentCache(Dataset):
         self.slot: int | None = None
         self.tensors: dict[str, torch.Tensor] = {}
         self.captions: list[str] = []
+        self.ids: list[str] = []
 
     def __len__(self) -> int:
         return len(self.source)
@@ -68,7 +69,7 @@ class LatentCache(Dataset):
     def set_epoch(self, epoch: int) -> None:
         slot = int(epoch) % self.slots
         if slot != self.slot:
-            self.tensors, self.captions = self._load(slot) or self._build(slot)
+            self.tensors, self.captions, self.ids = self._load(slot) or self._build(slot)
             self.slot = slot
 
     def __getitem__(self, i: int) -> dict:
@@ -78,6 +79,7 @@ class LatentCache(Dataset):
             "latents": self.tensors["latents"][i].float(),
             "audio_emb": self.tensors["audio_emb"][i].float(),
             "caption": self.captions[i],
+            "id": self.ids[i],
         }
 
     def _load(self, slot: int):
@@ -92,7 +94,7 @@ class LatentCache(Dataset):
             if meta.get("fingerprint") != self.fingerprint or int(meta.get("items", -1)) != len(self):
                 print(f"latent cache {path.name} was made with other settings or weights: rebuilding it")
                 return None
-            return load_file(str(path)), json.loads(meta["captions"])
+            return load_file(str(path)), json.loads(meta["captions"]), json.loads(meta["ids"])
         except (SafetensorError, OSError, KeyError, ValueError, json.JSONDecodeError) as err:
             print(f"latent cache {path} is unreadable ({err}): rebuilding it")
             return None
@@ -105,6 +107,7 @@ class LatentCache(Dataset):
         g = torch.Generator().manual_seed(1_000_003 + slot)
         parts: dict[str, list[torch.Tensor]] = {}
         captions: list[str] = []
+        ids: list[str] = []
         n = len(self.source)
         bar = tqdm(total=n, desc=f"encoding latent cache slot {slot}", unit="crop", disable=not self.progress)
         for start in range(0, n, self.batch_size):
@@ -112,13 +115,19 @@ class LatentCache(Dataset):
             for key, value in self.encode(items, g).items():
                 parts.setdefault(key, []).append(value.detach().to("cpu", torch.float16))
             captions.extend(it["caption"] for it in items)
+            ids.extend(str(it.get("id", "")) for it in items)
             bar.update(len(items))
         bar.close()
         tensors = {k: torch.cat(v).contiguous() for k, v in parts.items()}
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path(slot)
         tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-        meta = {"fingerprint": self.fingerprint, "items": str(n), "captions": json.dumps(captions)}
+        meta = {
+            "fingerprint": self.fingerprint,
+            "items": str(n),
+            "captions": json.dumps(captions),
+            "ids": json.dumps(ids),
+        }
         save_file(tensors, str(tmp), metadata=meta)
         os.replace(tmp, path)
-        return tensors, captions
+        return tensors, captions, ids

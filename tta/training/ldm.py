@@ -85,6 +85,17 @@ class LdmTrainer(AudioStageTrainer):
         latent_cache_slots: epochs of encoded crops to cache and cycle through (0: encode on the fly).
         sampling_defaults: the exported model's own sampling defaults (``guidance_scale``,
             ``num_inference_steps``), written to its ``model_index.json``; what a call that gives none uses.
+        retrieval: a retrieval index (``tta index build``) of the training recordings: the UNet becomes a
+            :class:`~tta.models.retrieval.RetrievalUNet` that attends to each crop's ``retrieval_top_k`` nearest
+            index entries (found by its caption's CLAP text embedding, as prompts find theirs), never the crop's own
+            recordings or others cut from the same source recording (its ``group``). A plain ``cross_attention_dim``
+            list in the model config becomes ``retrieval_token_dim``; an ``init_from`` without ``retrieval/`` keeps
+            every weight but the cross-attention keys and values (:func:`~tta.models.retrieval.adapt_unet_state`).
+        retrieval_top_k, retrieval_token_dim: neighbours per crop, and the size of their tokens.
+        retrieval_drop_prob: share of crops whose neighbours are replaced by the null tokens (the model also
+            generates without an index); crops dropped for guidance (``cond_drop_prob``) lose them too.
+        retrieval_only_prob: share of crops whose CLAP condition is the empty text's while they keep their
+            neighbours (so the UNet learns what the neighbours alone say).
         **kwargs: :class:`AudioStageTrainer` and :class:`Trainer` arguments.
     """
 
@@ -107,6 +118,11 @@ class LdmTrainer(AudioStageTrainer):
         eval_timesteps: list[int] | tuple[int, ...] = (50, 200, 400, 600, 800, 950),
         latent_cache_slots: int = 0,
         sampling_defaults: dict | None = None,
+        retrieval: str | os.PathLike | None = None,
+        retrieval_top_k: int = 4,
+        retrieval_token_dim: int = 256,
+        retrieval_drop_prob: float = 0.1,
+        retrieval_only_prob: float = 0.1,
         **kwargs,
     ):
         kwargs.setdefault("clip_seconds", 2.56)
@@ -115,7 +131,9 @@ class LdmTrainer(AudioStageTrainer):
 
         if prediction_type not in ("v_prediction", "epsilon"):
             raise InputError(f"prediction_type must be 'v_prediction' or 'epsilon', got {prediction_type!r}")
-        for name, p in (("cond_drop_prob", cond_drop_prob), ("text_cond_prob", text_cond_prob)):
+        probs = (cond_drop_prob, text_cond_prob, retrieval_drop_prob, retrieval_only_prob)
+        names = ("cond_drop_prob", "text_cond_prob", "retrieval_drop_prob", "retrieval_only_prob")
+        for name, p in zip(names, probs):
             if not 0.0 <= p <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {p}")
         self.model_kwargs = dict(model or {})
@@ -139,6 +157,15 @@ class LdmTrainer(AudioStageTrainer):
         from tta.loading import check_sampling_defaults
 
         self.sampling_defaults = check_sampling_defaults(dict(sampling_defaults or {}), "sampling_defaults")
+        self.retrieval = retrieval
+        if isinstance(retrieval_top_k, bool) or not isinstance(retrieval_top_k, int) or retrieval_top_k < 1:
+            raise InputError(f"retrieval_top_k must be an integer >= 1, got {retrieval_top_k!r}")
+        self.retrieval_top_k = retrieval_top_k
+        self.retrieval_token_dim = int(retrieval_token_dim)
+        self.retrieval_drop_prob = retrieval_drop_prob
+        self.retrieval_only_prob = retrieval_only_prob
+        self.index = None
+        self._caption_cache: dict[str, torch.Tensor] = {}
         self._frozen_built = False
         from tta.models.unet import AUDIOLDM_S_UNET
 
@@ -176,6 +203,14 @@ class LdmTrainer(AudioStageTrainer):
         self._null_embedding: torch.Tensor | None = None
         self.vae_factor = vae_downsample_factor(self.vae)
         self.frames_multiple = self.vae_factor * self.unet_factor
+        if self.retrieval is not None:
+            from tta.loading import clap_fingerprint
+            from tta.retrieval import RetrievalIndex
+
+            self.index = RetrievalIndex.load(self.retrieval)
+            grid = (self.vae.config.latent_channels, self.mel.n_mels // self.vae_factor)
+            fingerprint = clap_fingerprint(folder / "clap")
+            self.index.check_compatible(fingerprint, self.clap.embedding_dim, grid, f"retrieval {self.retrieval}")
         frames = int(round(self.clip_seconds * self.mel.sample_rate)) // self.hop
         if frames < self.frames_multiple:
             raise InputError(
@@ -196,7 +231,10 @@ class LdmTrainer(AudioStageTrainer):
         from tta.models.unet import build_unet
 
         self.build_frozen()
-        unet = build_unet(**self.model_kwargs)
+        kwargs = dict(self.model_kwargs)
+        if self.index is not None and not isinstance(kwargs.get("cross_attention_dim"), int):
+            kwargs["cross_attention_dim"] = self.retrieval_token_dim
+        unet = build_unet(**kwargs)
         if unet.config.in_channels != self.vae.config.latent_channels:
             raise InputError(
                 f"the UNet takes {unet.config.in_channels} latent channels; the VAE makes "
@@ -211,15 +249,47 @@ class LdmTrainer(AudioStageTrainer):
 
         with torch.no_grad():
             unet.class_embedding.weight.mul_(self.condition_scale)
+        if self.index is not None:
+            return self.build_retrieval_unet(unet)
         self.warm_start(unet, lambda folder: UNet2DConditionModel.from_pretrained(str(Path(folder) / "unet")))
         return unet
 
+    def build_retrieval_unet(self, unet):
+        """``unet`` with a fresh :class:`RetrievalEncoder`; warm-started from ``init_from`` (a retrieval model
+        whole, or a plain UNet's weights adapted)."""
+        from tta.loading import load_components
+        from tta.models.retrieval import RetrievalEncoder, RetrievalUNet, adapt_unet_state
+
+        encoder = RetrievalEncoder(
+            embedding_dim=self.clap.embedding_dim,
+            latent_dim=int(self.index.latent.shape[1]),
+            token_dim=int(unet.config.cross_attention_dim),
+            top_k=self.retrieval_top_k,
+        )
+        model = RetrievalUNet(unet, encoder)
+        if self.init_from is None:
+            return model
+        trained = load_components(self.init_from).unet
+        try:
+            if isinstance(trained, RetrievalUNet):
+                model.load_state_dict(trained.state_dict())
+            else:
+                unet.load_state_dict(adapt_unet_state(trained.state_dict(), unet))
+        except (RuntimeError, InputError) as err:
+            raise InputError(f"init_from {self.init_from} does not fit the configured model: {err}") from err
+        print(f"initialised the {self.name} from {self.init_from}")
+        return model
+
     def build_optimizer(self, model) -> torch.optim.Optimizer:
         """AdamW with the CLAP projection's weight in a group of its own at ``condition_scale`` times the lr."""
-        fast = [p for n, p in model.named_parameters() if n == "class_embedding.weight" and p.requires_grad]
+
+        def is_fast(name: str) -> bool:
+            return name in ("class_embedding.weight", "unet.class_embedding.weight")
+
+        fast = [p for n, p in model.named_parameters() if is_fast(n) and p.requires_grad]
         if self.condition_scale == 1.0 or not fast:
             return super().build_optimizer(model)
-        rest = [p for n, p in model.named_parameters() if n != "class_embedding.weight" and p.requires_grad]
+        rest = [p for n, p in model.named_parameters() if not is_fast(n) and p.requires_grad]
         groups = [{"params": rest}, {"params": fast, "lr": self.lr * self.condition_scale}]
         return torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
 
@@ -260,15 +330,17 @@ class LdmTrainer(AudioStageTrainer):
         """-> {"audio": [B, N] cut to whole multiples of the latent grid, "captions": list[str]}, or for cached
         items {"latents": [B, C, H, W], "audio_emb": [B, D], "captions"}."""
         captions = [it["caption"] for it in items]
+        ids = [str(it.get("id", "")) for it in items]
         if "latents" in items[0]:
             return {
                 "latents": torch.stack([it["latents"] for it in items]),
                 "audio_emb": torch.stack([it["audio_emb"] for it in items]),
                 "captions": captions,
+                "ids": ids,
             }
         wav = super().collate(items)
         n = wav.shape[-1] // (self.hop * self.frames_multiple) * (self.hop * self.frames_multiple)
-        return {"audio": wav[:, :n], "captions": captions}
+        return {"audio": wav[:, :n], "captions": captions, "ids": ids}
 
     @torch.no_grad()
     def latents(self, wav: torch.Tensor, sample: bool = True, generator=None) -> torch.Tensor:
@@ -289,9 +361,16 @@ class LdmTrainer(AudioStageTrainer):
         return self.clap.to(wav.device).encode_audio(wav).float()
 
     @torch.no_grad()
-    def conditions(self, audio_emb: torch.Tensor, captions: list[str]) -> torch.Tensor:
+    def conditions(self, audio_emb: torch.Tensor, captions: list[str], ids: list[str] | None = None) -> torch.Tensor:
         """[B, D]: each crop's CLAP audio embedding ``audio_emb``; with ``text_cond_prob`` its caption's text
-        embedding instead; with ``cond_drop_prob`` the empty text's embedding (torch RNG: resumes are exact)."""
+        embedding instead; with ``cond_drop_prob`` the empty text's embedding (torch RNG: resumes are exact).
+        With a retrieval index, each row is followed by the crop's neighbours' features (:meth:`neighbours`)."""
+        cond, drop = self._film_conditions(audio_emb, captions)
+        if self.index is None:
+            return cond
+        return self.neighbours(cond, captions, ids or [""] * len(captions), drop)
+
+    def _film_conditions(self, audio_emb: torch.Tensor, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         cond = audio_emb.float().clone()
         b = cond.shape[0]
         use_text = torch.rand(b) < self.text_cond_prob
@@ -299,7 +378,49 @@ class LdmTrainer(AudioStageTrainer):
             idx = use_text.nonzero()[:, 0].tolist()
             cond[use_text.to(cond.device)] = self.clap.encode_text([captions[i] for i in idx]).float()
         drop = (torch.rand(b) < self.cond_drop_prob).to(cond.device)
-        return torch.where(drop[:, None], self.null_embedding(cond.device).expand_as(cond), cond)
+        return torch.where(drop[:, None], self.null_embedding(cond.device).expand_as(cond), cond), drop
+
+    @torch.no_grad()
+    def neighbours(self, cond: torch.Tensor, captions: list[str], ids: list[str], drop: torch.Tensor) -> torch.Tensor:
+        """Condition rows [B, D] -> [B, D + K * F]: each followed by the packed features of its crop's K nearest
+        index entries by caption (its own recordings' source groups excluded). Rows dropped for guidance, and
+        ``retrieval_drop_prob`` of the rest, get none (null tokens); ``retrieval_only_prob`` of the rows that
+        keep them lose their CLAP condition instead."""
+        from tta.models.retrieval import pack_neighbours
+
+        b = cond.shape[0]
+        queries = self.caption_embeddings(captions)
+        exclude = [set(self.index.rows_of_groups(self.crop_groups(i))) for i in ids]
+        found = self.index.search(queries, self.retrieval_top_k, exclude)
+        no_tokens = drop.cpu() | (torch.rand(b) < self.retrieval_drop_prob)
+        only = ~no_tokens & (torch.rand(b) < self.retrieval_only_prob)
+        valid = found.valid & ~no_tokens[:, None]
+        rows = found.rows.clamp(min=0)
+        feats = pack_neighbours(self.index.audio[rows], self.index.latent[rows], found.scores.clamp(min=-1.0), valid)
+        cond = torch.where(only[:, None].to(cond.device), self.null_embedding(cond.device).expand_as(cond), cond)
+        return torch.cat([cond, feats.to(cond.device)], dim=1)
+
+    def caption_embeddings(self, captions: list[str]) -> torch.Tensor:
+        """[B, D] CLAP text embeddings of ``captions`` (each distinct caption embedded once, then cached)."""
+        new = sorted({c for c in captions if c not in self._caption_cache})
+        if new:
+            if len(self._caption_cache) > 100_000:
+                self._caption_cache.clear()
+            with torch.no_grad():
+                self._caption_cache.update(zip(new, self.clap.encode_text(new).float().cpu()))
+        return torch.stack([self._caption_cache[c] for c in captions])
+
+    def crop_groups(self, crop_id: str) -> list[str]:
+        """The source recordings (manifest ``group``) of a crop's clips (``id``; a mixture joins two with '+')."""
+        if not hasattr(self, "_groups"):
+            self._groups = {}
+            for line in (self.corpus_root() / "manifest.jsonl").read_text().splitlines():
+                if line.strip():
+                    rec = json.loads(line)
+                    self._groups[rec["id"]] = rec.get("group") or rec["id"]
+            for entry in self.index.entries:  # an index of other recordings: its own ids and groups
+                self._groups.setdefault(str(entry.get("id")), str(entry.get("group")))
+        return [self._groups.get(part, part) for part in crop_id.split("+") if part]
 
     def target(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.noise.get_velocity(z0, noise, t) if self.prediction_type == "v_prediction" else noise
@@ -325,7 +446,7 @@ class LdmTrainer(AudioStageTrainer):
         else:
             wav = self.random_gain(batch["audio"])
             z0, audio_emb = self.latents(wav), self.audio_embeddings(wav)
-        cond = self.conditions(audio_emb, batch["captions"])
+        cond = self.conditions(audio_emb, batch["captions"], batch.get("ids"))
         noise = torch.randn_like(z0)
         t = torch.randint(0, self.noise.config.num_train_timesteps, (z0.shape[0],), device=z0.device)
         loss = self.diffusion_loss(z0, cond, noise, t)
@@ -336,7 +457,9 @@ class LdmTrainer(AudioStageTrainer):
         """A :class:`TTAPipeline` over the UNet being trained and the frozen parts."""
         from tta.pipeline import TTAPipeline
 
-        return TTAPipeline(self.unwrapped_model, self.vae, self.vocoder, self.clap, self.noise_schedule)
+        pipe = TTAPipeline(self.unwrapped_model, self.vae, self.vocoder, self.clap, self.noise_schedule)
+        pipe.retrieval = self.index
+        return pipe
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
