@@ -251,3 +251,96 @@ def test_condition_gain_is_zero_exactly_when_the_unet_ignores_its_condition(tmp_
         for p in trainer.unwrapped_model.class_embedding.parameters():
             p.zero_()
     assert all(v == 0.0 for k, v in trainer.evaluate().items() if k.startswith("cond_gain_t"))
+
+
+@pytest.fixture
+def corpus_index(tmp_path, corpus, components):
+    """A retrieval index of the tiny corpus, embedded with the components' CLAP and VAE."""
+    from tta.loading import clap_fingerprint, load_vae, load_vocoder
+    from tta.models.clap import load_clap
+    from tta.models.unet import build_unet
+    from tta.pipeline import TTAPipeline
+    from tta.retrieval.build import build_index
+    from tta.retrieval.sources import manifest_entries
+    from tta.sampling.schedulers import AUDIOLDM_SCHEDULER
+
+    clap = load_clap(components / "clap")
+    pipe = TTAPipeline(
+        build_unet(**TINY_UNET), load_vae(components), load_vocoder(components), clap, AUDIOLDM_SCHEDULER
+    )
+    index, _ = build_index(manifest_entries(corpus, None), pipe, clap_fingerprint(components / "clap"), progress=False)
+    return index.save(tmp_path / "index")
+
+
+def test_retrieval_neighbours_skip_the_crops_own_recordings_and_follow_the_drops(
+    tmp_path, corpus, components, corpus_index
+):
+    from tta.retrieval import RetrievalIndex
+
+    index = RetrievalIndex.load(corpus_index)
+    trainer = ldm_trainer(tmp_path / "run", corpus, components, retrieval=corpus_index, retrieval_top_k=2)
+    trainer.retrieval_drop_prob = trainer.retrieval_only_prob = 0.0
+    trainer.build_frozen()
+    d = CLAP_DIM
+    feat = trainer.index.latent.shape[1] + d + 2
+    cond = torch.randn(3, d)
+    rows = trainer.neighbours(
+        cond, ["a tone sound"] * 3, ["tone1", "tone3+tone5", "clicks0"], torch.zeros(3, dtype=bool)
+    )
+    assert rows.shape == (3, d + 2 * feat)
+    torch.testing.assert_close(rows[:, :d], cond)
+    ids = [e["id"] for e in index.entries]
+
+    def neighbour_ids(row):
+        out = []
+        for j in range(2):
+            audio = row[d + j * feat : d + j * feat + d]
+            out.append(ids[int((index.audio @ audio).argmax())])
+        return out
+
+    tones = {i for i in ids if i.startswith("tone")}
+    first, second, third = (neighbour_ids(r) for r in rows)
+    assert "tone1" not in first and set(first) <= tones  # found by caption, never the crop's own recording
+    assert not {"tone3", "tone5"} & set(second) and set(second) <= tones
+    assert set(third) <= tones  # the caption decides, not the crop's class
+    dropped = trainer.neighbours(cond, ["a tone sound"] * 3, ["tone1"] * 3, torch.tensor([True, False, False]))
+    assert not dropped[0, d:].any() and dropped[1, d:].any()  # dropped for guidance: no neighbours either
+    trainer.retrieval_only_prob = 1.0
+    only = trainer.neighbours(cond, ["a tone sound"] * 3, ["tone1"] * 3, torch.zeros(3, dtype=bool))
+    torch.testing.assert_close(only[:, :d], trainer.null_embedding("cpu").expand(3, -1))  # neighbours alone
+    assert only[:, d:].any(dim=1).all()
+
+
+def test_retrieval_training_warm_starts_a_plain_model_and_exports_a_retrieval_one(
+    tmp_path, corpus, components, corpus_index
+):
+    from tta.pipeline import TTAPipeline
+
+    plain = ldm_trainer(tmp_path / "plain", corpus, components, export_dir=tmp_path / "plain_model", max_steps=2)
+    plain.fit()
+    trainer = ldm_trainer(
+        tmp_path / "run",
+        corpus,
+        components,
+        retrieval=corpus_index,
+        retrieval_top_k=2,
+        retrieval_token_dim=24,
+        init_from=tmp_path / "plain_model",
+        export_dir=tmp_path / "model",
+        latent_cache_slots=1,
+    )
+    metrics = trainer.fit()
+    assert np.isfinite(metrics["val_mse"])
+    pipe = TTAPipeline.from_pretrained(tmp_path / "model")
+    assert pipe.is_retrieval_model and pipe.unet.config.cross_attention_dim == 24 and pipe.unet.top_k == 2
+    plain_unet = TTAPipeline.from_pretrained(tmp_path / "plain_model").unet
+    moved = pipe.unet.unet.state_dict()
+    same = [n for n, p in plain_unet.state_dict().items() if ".attn2." not in n and torch.equal(moved[n], p)]
+    assert len(same) < len(moved) // 2  # it trained from the plain weights (lr 1e-3 moves nearly all)
+    pipe.set_retrieval(corpus_index)
+    out = pipe("a tone sound", audio_length_in_s=0.5, num_inference_steps=2, seed=0, progress=False)
+    assert out.audios.shape == (1, 8000) and out.retrieved[0][0]["clips"]
+    with pytest.raises(InputError, match="retrieval_top_k"):
+        ldm_trainer(tmp_path / "bad", corpus, components, retrieval=corpus_index, retrieval_top_k=0)
+    with pytest.raises(InputError, match="retrieval_drop_prob"):
+        ldm_trainer(tmp_path / "bad", corpus, components, retrieval=corpus_index, retrieval_drop_prob=2.0)

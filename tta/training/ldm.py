@@ -458,8 +458,7 @@ class LdmTrainer(AudioStageTrainer):
         from tta.pipeline import TTAPipeline
 
         pipe = TTAPipeline(self.unwrapped_model, self.vae, self.vocoder, self.clap, self.noise_schedule)
-        pipe.retrieval = self.index
-        return pipe
+        return pipe.set_retrieval(self.index) if self.index is not None else pipe
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
