@@ -39,7 +39,7 @@ def register(subparsers) -> None:
         "--faiss",
         choices=("auto", "flat", "hnsw"),
         default="auto",
-        help="exact (flat) or approximate (HNSW) search; auto: exact up to 50k entries (default %(default)s)",
+        help="exact (flat) or approximate (HNSW) search; auto: exact up to 20k entries (default %(default)s)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=build)
