@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import timeit
 
 import numpy as np
 import torch
@@ -22,16 +23,6 @@ import torch
 def synthetic(n: int, d: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
     x = centres[rng.integers(0, len(centres), n)] + 0.35 * rng.standard_normal((n, d)) / np.sqrt(d)
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
-def timed(fn, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -71,8 +62,14 @@ def main() -> None:
             index = RetrievalIndex(entries, torch.from_numpy(keys), zeros, latent, None, (1, 1), kind=kind)
             index_s = time.perf_counter() - start
             one = [torch.from_numpy(q[None]) for q in queries]
-            single = timed(lambda i=index, o=one: [i.search(q, args.k) for q in o], 3) / len(one) * 1000
-            many = timed(lambda i=index, b=batch: i.search(b, args.k), 20) * 1000
+            single = statistics.median(
+                timeit.repeat(lambda i=index, o=one: [i.search(q, args.k) for q in o], number=1, repeat=3)
+            )
+            single = single / len(one) * 1000
+            many = (
+                statistics.median(timeit.repeat(lambda i=index, b=batch: i.search(b, args.k), number=1, repeat=20))
+                * 1000
+            )
             rows = np.stack([index.search(q, args.k).rows[0].numpy() for q in one])
             if kind == "flat":
                 exact_rows, flat_ms = rows, single

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
 from tests.conftest import build_tiny_unet_vae_vocoder
+from tests.training.audio_corpus import SR, sound
 from tta.sampling.schedulers import AUDIOLDM_SCHEDULER
 
-SR = 16000
 TOKEN_DIM = 32
 TOP_K = 2
 
@@ -51,13 +50,7 @@ def retrieval_model_dir(tmp_path_factory, clap_dir):
 
 
 def write_sound(path, kind: str, seconds: float, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    if kind == "tone":
-        wav = np.sin(2 * np.pi * rng.uniform(200, 900) * t)
-    else:
-        wav = rng.standard_normal(t.size) * np.exp(-3 * (t % 0.5))
-    sf.write(path, (0.4 * wav / np.abs(wav).max()).astype(np.float32), SR)
+    sf.write(path, sound(kind, seconds, seed), SR)
 
 
 def make_sound_folder(root):

@@ -26,8 +26,6 @@ from tta.errors import InputError
 if TYPE_CHECKING:  # torch is imported when a command runs, not when the CLI starts
     import torch
 
-SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("prior", help="build a model's retrieval prior (text -> audio embeddings)")
@@ -92,20 +90,15 @@ def corpus_clips(corpus: Path, splits: str) -> list[tuple[Path, list[str]]]:
 
 def folder_clips(folder: Path) -> list[tuple[Path, list[str]]]:
     """(path, captions) of the audio files under ``folder``; captions from a ``.txt`` of the same stem."""
+    from tta.retrieval.sources import folder_entries
+
     if not folder.is_dir():
         raise InputError(f"--audio {folder}: not a folder")
-    clips = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-    if not clips:
-        raise InputError(f"--audio {folder}: no audio files ({', '.join(SUFFIXES)})")
-    return [(path, sidecar_captions(path)) for path in clips]
-
-
-def sidecar_captions(path: Path) -> list[str]:
-    """The non-empty lines of ``path`` with a ``.txt`` suffix, or [] when there is none."""
-    text = path.with_suffix(".txt")
-    if not text.is_file():
-        return []
-    return [line.strip() for line in text.read_text(errors="replace").splitlines() if line.strip()]
+    try:
+        entries = folder_entries(folder)
+    except InputError as err:
+        raise InputError(f"--audio {err}") from None
+    return [(Path(e["path"]), e["captions"]) for e in entries]
 
 
 def caption_keys(clap, captions: list[list[str]], audio: torch.Tensor, batch: int = 256) -> torch.Tensor:
