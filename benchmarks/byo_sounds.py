@@ -6,9 +6,10 @@ cache ``tta data build`` uses; ``apt-get download`` where one is missing) into `
 file each, indexes them together with the corpus's training recordings (``tta index build``, reusing
 ``--base-index`` when given: only the five are embedded), then generates laser prompts with
 
-* the plain model (``--baseline``, default the shipped one),
-* the retrieval-conditioned model with the corpus index only,
-* the same model with the corpus + laser index,
+* the plain model (``--baseline``, default the shipped one), without an index and with the corpus + laser index
+  (which only its retrieval prior can use: the lasers join the prior's bank),
+* the retrieval-conditioned model with the corpus index only, and with the corpus + laser index (its prior
+  extended too, and the lasers as its retrieved neighbours),
 
 and reports, by the shipped CLAP, each condition's mean audio cosine to the laser recordings (their centroid),
 the share of clips whose nearest recording (among the corpus's and the lasers) is a laser, and which corpus
@@ -32,7 +33,7 @@ import torch
 
 # (package, path inside it, licence): laser shots in game data, none of them in tta/data/sources.tsv
 LASERS = (
-    ("bzflag-data", "usr/share/games/bzflag/laser.wav", "LGPL-2.1"),
+    ("bzflag-data", "usr/share/games/bzflag/laser.wav", "LGPL-2.1 or MPL"),
     ("scorched3d-data", "usr/share/games/scorched3d/data/globalmods/none/data/wav/shoot/laser.wav", "GPL-2+"),
     ("scorched3d-data", "usr/share/games/scorched3d/data/globalmods/none/data/wav/shoot/laser1.wav", "GPL-2+"),
     ("scorched3d-data", "usr/share/games/scorched3d/data/globalmods/none/data/wav/misc/laserdeath.wav", "GPL-2+"),
@@ -81,8 +82,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--guidance", type=float, default=6.0)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sounds = extract(args.out, args.corpus / "debs")
     index = args.out / "index"
     if not index.exists():
@@ -101,8 +105,10 @@ def main() -> None:
     bank_labels = [it["labels"][0] for it in corpus] + ["LASER"] * len(lasers)
 
     retrieval = TTAPipeline.from_pretrained(args.model)
+    plain = TTAPipeline.from_pretrained(args.baseline)
     conditions = [
-        ("plain model", TTAPipeline.from_pretrained(args.baseline), None),
+        ("plain model", plain, None),
+        ("plain model, corpus + laser index (prior)", plain, str(index)),
         ("retrieval model, corpus index", retrieval, args.base_index),
         ("retrieval model, corpus + laser index", retrieval, str(index)),
     ]
@@ -122,7 +128,7 @@ def main() -> None:
             "nearest_classes": Counter(nearest).most_common(4),
             "retrieved_for_first_prompt": [c["id"] for c in retrieved[0][0]["clips"]] if retrieved else None,
         }
-        slug = name.replace(" ", "_").replace(",", "").replace("+", "plus")
+        slug = name.replace(" ", "_").replace(",", "").replace("+", "plus").replace("(", "").replace(")", "")
         save_mel_png(args.out / "mels" / f"{slug}.png", audio[0], title=f"{PROMPTS[0]!r}: {name}")
         print(f"{name}: {rows[name]}", flush=True)
     print("\n| condition | cosine to the lasers | nearest recording is a laser | nearest classes |")

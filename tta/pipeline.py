@@ -174,7 +174,8 @@ class TTAPipeline:
         self.sampling_defaults = check_sampling_defaults(sampling_defaults or {}, "sampling_defaults")
         self.prior = prior
         self.retrieval = None  # a RetrievalIndex (set_retrieval)
-        self.retrieval_top_k: int | None = None
+        self.retrieval_top_k: int | None = None  # None: the UNet takes no neighbours
+        self._own_prior = None  # the model's prior while an index extends it
         self._model_hash: str | None = None
         self._fast = False
 
@@ -290,22 +291,30 @@ class TTAPipeline:
 
         return isinstance(self.unet, RetrievalUNet)
 
-    def set_retrieval(self, index, top_k: int | None = None) -> TTAPipeline:
-        """Condition generation on the ``top_k`` nearest recordings of ``index`` (a
-        :class:`~tta.retrieval.RetrievalIndex` or its folder; None: no retrieval). ``top_k`` defaults to the
-        number the model was trained with.
+    def set_retrieval(self, index, top_k: int | None = None, extend_prior: bool = True) -> TTAPipeline:
+        """Draw on the recordings of ``index`` (a :class:`~tta.retrieval.RetrievalIndex` or its folder; None: stop).
+
+        * A retrieval-conditioned model attends to each prompt's ``top_k`` nearest entries (default: as many as it
+          was trained with); the output's ``retrieved`` lists them.
+        * With ``extend_prior``, a model's retrieval :attr:`prior` also searches the index's entries, beside its
+          own bank (entries already in the bank are not added twice), so a prompt that names a sound only the
+          index holds gets that sound's CLAP audio embedding as its condition. This works for a plain model with
+          a prior too.
 
         Raises:
-            InputError: the model is not retrieval-conditioned, or the index was built with another CLAP or VAE.
+            InputError: the model can use no index (neither retrieval-conditioned nor with a prior), or the index
+                was built with another CLAP or VAE.
             ModelLoadError: the index folder is missing or corrupt.
         """
+        if self._own_prior is not None:
+            self.prior = self._own_prior  # undo an earlier index's extension
+        self.retrieval, self.retrieval_top_k, self._own_prior = None, None, None
         if index is None:
-            self.retrieval, self.retrieval_top_k = None, None
             return self
-        if not self.is_retrieval_model:
+        if not self.is_retrieval_model and (self.prior is None or not extend_prior):
             raise InputError(
-                "this model is not retrieval-conditioned (its folder has no retrieval/): train one with "
-                "`tta train ldm --retrieval INDEX`"
+                "this model can use no retrieval index: it is not retrieval-conditioned (its folder has no "
+                "retrieval/; train one with `tta train ldm --retrieval INDEX`) and has no prior/ to extend"
             )
         from tta.models.vae import vae_downsample_factor
         from tta.retrieval import RetrievalIndex
@@ -324,10 +333,15 @@ class TTAPipeline:
             int(self.vocoder.config.model_in_dim) // vae_downsample_factor(self.vae),
         )
         index.check_compatible(fingerprint, self.clap.embedding_dim, grid, where)
-        if index.latent.shape[1] != self.unet.encoder.config.latent_dim:
-            raise InputError(f"{where}: its latent summaries do not fit this model's retrieval encoder")
-        top_k = self.unet.top_k if top_k is None else _check_positive_int(top_k, "top_k")
-        self.retrieval, self.retrieval_top_k = index, top_k
+        if self.is_retrieval_model:
+            if index.latent.shape[1] != self.unet.encoder.config.latent_dim:
+                raise InputError(f"{where}: its latent summaries do not fit this model's retrieval encoder")
+            top_k = self.unet.top_k if top_k is None else _check_positive_int(top_k, "top_k")
+            self.retrieval_top_k = top_k
+        if self.prior is not None and extend_prior:
+            self._own_prior = self.prior
+            self.prior = self.prior.extended(index.audio, index.keys())
+        self.retrieval = index
         return self
 
     @property
@@ -776,7 +790,7 @@ class TTAPipeline:
             if not mapped:
                 return raw[text]
             row = self.prior(raw[text]) if self.prior is not None and text.strip() else raw[text]
-            if self.retrieval is not None:
+            if self.retrieval_top_k is not None:
                 row = torch.cat([row.float(), self._neighbour_features(text, raw[text], found).to(row.device)], 1)
             return row
 

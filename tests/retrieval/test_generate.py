@@ -60,7 +60,7 @@ def test_the_index_conditions_generation_and_is_reported(pipe, shared_index):
 
 
 def test_indexes_that_do_not_fit_are_clear_errors(pipe, shared_index, tiny_pipe, tmp_path):
-    with pytest.raises(InputError, match="not retrieval-conditioned"):
+    with pytest.raises(InputError, match="can use no retrieval index"):
         tiny_pipe.set_retrieval(shared_index)
     other = tmp_path / "other"
     shutil.copytree(shared_index, other)
@@ -116,7 +116,7 @@ def test_cli_retrieval_errors(retrieval_model_dir, tta_model_dir, shared_index, 
     assert "no retrieval index" in capsys.readouterr().err
     args = ["generate", "a", *out, "--model", str(tta_model_dir), *FAST, "--retrieval", str(shared_index)]
     assert main(args) == 2
-    assert "not retrieval-conditioned" in capsys.readouterr().err
+    assert "can use no retrieval index" in capsys.readouterr().err
 
 
 def test_edit_cli_records_the_retrieval(retrieval_model_dir, shared_index, tmp_path):
@@ -151,3 +151,39 @@ def test_demo_generate_with_the_index(pipe, shared_index):
     assert pipe.retrieval is None  # the page's request does not leave the index set
     plain = run_generate(pipe, "white noise hiss", duration=0.5, steps=2, seed=1)
     assert "retrieved" not in plain.settings and not np.array_equal(plain.audio, result.audio)
+
+
+def test_an_index_extends_the_prior_of_any_model_and_is_undone(pipe, tiny_pipe):
+    from tta.models.prior import RetrievalPrior
+
+    g = torch.Generator().manual_seed(0)
+    entries = [{"id": f"e{i}", "path": f"/x/e{i}.wav"} for i in range(4)]
+    audio, text = torch.randn(4, 32, generator=g), torch.randn(4, 32, generator=g)
+    index = RetrievalIndex(entries, audio, text, torch.randn(4, 256, generator=g), None, (8, 16))
+    own = RetrievalPrior(torch.cat([torch.randn(3, 32, generator=g), audio[:2]]), top_k=1, max_sources=1)
+    for model in (pipe, tiny_pipe):  # a retrieval model, and a plain one that only has a prior
+        model.prior = own
+        try:
+            model.set_retrieval(index)
+            bank = model.prior.embeddings
+            assert model.prior is not own and bank.shape[0] == 5 + 2  # the two already in the bank not repeated
+            torch.testing.assert_close(bank[5:], index.audio[2:], atol=1e-6, rtol=0)
+            torch.testing.assert_close(model.prior.keys[5:], index.keys()[2:])
+            torch.testing.assert_close(model.prior.keys[:5], own.embeddings)  # the bank's own keys: its audio
+            assert model.prior.config == own.config
+            torch.testing.assert_close(model.prior(text[3:4])[0], index.audio[3], atol=1e-5, rtol=0)
+            if model is tiny_pipe:
+                assert model.retrieval_top_k is None  # no neighbours for a plain UNet
+                out = model("a dog", audio_length_in_s=0.5, num_inference_steps=2, seed=0, progress=False)
+                assert out.retrieved is None
+            model.set_retrieval(None)
+            assert model.prior is own
+            if model is pipe:  # neighbours only
+                model.set_retrieval(index, extend_prior=False)
+                assert model.prior is own and model.retrieval_top_k == TOP_K
+            else:
+                with pytest.raises(InputError, match="can use no retrieval index"):
+                    model.set_retrieval(index, extend_prior=False)
+        finally:
+            model.set_retrieval(None)
+            model.prior = None

@@ -118,6 +118,27 @@ class RetrievalPrior(nn.Module):
             "key_weight": self.key_weight,
         }
 
+    def extended(
+        self, embeddings: torch.Tensor, keys: torch.Tensor | None = None, same: float = 0.999
+    ) -> RetrievalPrior:
+        """A prior with the same settings whose bank also holds ``embeddings`` [M, D] (audio) with their ``keys``
+        (default: the embeddings); an entry whose audio embedding has cosine >= ``same`` with one already in the
+        bank is left out (the bank stores float16: the same recording is not added twice)."""
+        new = F.normalize(torch.as_tensor(embeddings, dtype=torch.float32), dim=-1)
+        new_keys = new if keys is None else F.normalize(torch.as_tensor(keys, dtype=torch.float32), dim=-1)
+        bank = self.embeddings.cpu()
+        fresh = (new @ bank.T).amax(dim=1) < same
+        own_keys = bank if self.keys is None else self.keys.cpu()
+        both_keys = None
+        if self.keys is not None or keys is not None:
+            both_keys = torch.cat([own_keys, new_keys[fresh]])
+        return RetrievalPrior(
+            torch.cat([bank, new[fresh]]),
+            keys=both_keys,
+            clap_fingerprint=self.clap_fingerprint,
+            **self.config,
+        ).to(self.embeddings.device)
+
     @property
     def embedding_dim(self) -> int:
         return int(self.embeddings.shape[1])
