@@ -85,11 +85,13 @@ def main() -> None:
         "seeds from --seed); tuning: each class's second description and TUNING_TWO_SOURCE_PROMPTS, seeds from "
         "--seed + 500 (for choosing settings without touching the reported prompts)",
     )
+    parser.add_argument("--retrieval", default=None, metavar="INDEX", help="a retrieval index (tta index build)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = TTAPipeline.from_pretrained(args.model)
+    pipe.set_retrieval(args.retrieval)
     prior = pipe.prior
     clap = load_clap()
     classes = list(CLASSES)

@@ -124,8 +124,8 @@ def add_retrieval_arguments(p: argparse.ArgumentParser) -> None:
         "--retrieval",
         default=None,
         metavar="INDEX",
-        help="condition a retrieval-conditioned model on each prompt's nearest recordings in INDEX (`tta index "
-        "build`); the sidecar lists them",
+        help="draw on the recordings in INDEX (`tta index build`): a retrieval-conditioned model attends to each "
+        "prompt's nearest ones (the sidecar lists them), and the model's prior searches them beside its own bank",
     )
     p.add_argument(
         "--top-k", type=int, default=None, help="with --retrieval: neighbours per prompt (default: the model's)"
