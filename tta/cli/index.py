@@ -30,7 +30,11 @@ def register(subparsers) -> None:
     p.add_argument("sources", nargs="+", type=Path, metavar="SOURCE", help="corpus root/manifest, or an audio folder")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="INDEX", help="index folder (made or updated)")
     p.add_argument("--model", default=None, help="tta model folder whose CLAP and VAE embed (default: the shipped)")
-    p.add_argument("--split", default=None, help="corpus split(s), '+'-joined (default: all of the manifest)")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="corpus split(s), '+'-joined (default: all of the manifest; train+valid keeps the test split out)",
+    )
     p.add_argument("--captions", type=Path, default=None, metavar="FILE", help="CSV or JSON captions of a folder")
     p.add_argument(
         "--captions-from-names", action="store_true", help="caption uncaptioned files by their names' words"
