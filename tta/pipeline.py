@@ -177,6 +177,7 @@ class TTAPipeline:
         self.retrieval_top_k: int | None = None  # None: the UNet takes no neighbours
         self._own_prior = None  # the model's prior while an index extends it
         self._model_hash: str | None = None
+        self._clap_fingerprint: str | None = None
         self._fast = False
 
     # ------------------------------------------------------------------ loading / saving
@@ -285,6 +286,16 @@ class TTAPipeline:
         return self
 
     @property
+    def clap_fingerprint(self) -> str | None:
+        """:func:`tta.loading.clap_fingerprint` of the model folder's CLAP (computed once), or None if not from a
+        folder with ``clap/``."""
+        if self._clap_fingerprint is None and self.name_or_path and (Path(self.name_or_path) / "clap").is_dir():
+            from tta.loading import clap_fingerprint
+
+            self._clap_fingerprint = clap_fingerprint(Path(self.name_or_path) / "clap")
+        return self._clap_fingerprint
+
+    @property
     def is_retrieval_model(self) -> bool:
         """Whether the UNet is retrieval-conditioned (:class:`~tta.models.retrieval.RetrievalUNet`)."""
         from tta.models.retrieval import RetrievalUNet
@@ -316,23 +327,15 @@ class TTAPipeline:
                 "this model can use no retrieval index: it is not retrieval-conditioned (its folder has no "
                 "retrieval/; train one with `tta train ldm --retrieval INDEX`) and has no prior/ to extend"
             )
-        from tta.models.vae import vae_downsample_factor
+        from tta.models.vae import latent_grid
         from tta.retrieval import RetrievalIndex
 
         where = "retrieval index"
         if not isinstance(index, RetrievalIndex):
             where = str(index)
             index = RetrievalIndex.load(index)
-        fingerprint = None
-        if self.name_or_path and (Path(self.name_or_path) / "clap").is_dir():
-            from tta.loading import clap_fingerprint
-
-            fingerprint = clap_fingerprint(Path(self.name_or_path) / "clap")
-        grid = (
-            int(self.vae.config.latent_channels),
-            int(self.vocoder.config.model_in_dim) // vae_downsample_factor(self.vae),
-        )
-        index.check_compatible(fingerprint, self.clap.embedding_dim, grid, where)
+        grid = latent_grid(self.vae, self.vocoder.config.model_in_dim)
+        index.check_compatible(self.clap_fingerprint, self.clap.embedding_dim, grid, where)
         if self.is_retrieval_model:
             if index.latent.shape[1] != self.unet.encoder.config.latent_dim:
                 raise InputError(f"{where}: its latent summaries do not fit this model's retrieval encoder")
@@ -815,12 +818,9 @@ class TTAPipeline:
         from tta.models.retrieval import pack_neighbours
 
         index, k = self.retrieval, self.retrieval_top_k
-        if text.strip():
-            hits = index.search(query, k)
-        else:
-            from tta.retrieval import Neighbours
+        from tta.retrieval import Neighbours
 
-            hits = Neighbours(torch.full((1, k), -1, dtype=torch.long), torch.full((1, k), float("-inf")))
+        hits = index.search(query, k) if text.strip() else Neighbours.none(1, k)
         rows = hits.rows.clamp(min=0)
         if text.strip() and found is not None:
             found[text] = [

@@ -101,21 +101,16 @@ def folder_clips(folder: Path) -> list[tuple[Path, list[str]]]:
     return [(Path(e["path"]), e["captions"]) for e in entries]
 
 
-def caption_keys(clap, captions: list[list[str]], audio: torch.Tensor, batch: int = 256) -> torch.Tensor:
+def caption_keys(clap, captions: list[list[str]], audio: torch.Tensor) -> torch.Tensor:
     """Retrieval keys [N, D]: each recording's mean caption text embedding (the prior normalises them); its audio
-    embedding where it has no captions. Each distinct caption is embedded once."""
+    embedding where it has no captions."""
     import torch
 
-    unique = sorted({c for caps in captions for c in caps})
-    table: dict[str, torch.Tensor] = {}
-    with torch.no_grad():
-        for i in range(0, len(unique), batch):
-            chunk = unique[i : i + batch]
-            table.update(zip(chunk, clap.encode_text(chunk).float().cpu()))
-    rows = [
-        torch.stack([table[c] for c in caps]).mean(0) if caps else audio[i].float() for i, caps in enumerate(captions)
-    ]
-    return torch.stack(rows)
+    from tta.retrieval.build import caption_embeddings
+
+    text = caption_embeddings(clap, captions)
+    captioned = torch.tensor([bool(caps) for caps in captions])[:, None]
+    return torch.where(captioned, text, audio.float())
 
 
 def run(args: argparse.Namespace) -> int:

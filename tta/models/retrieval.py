@@ -108,11 +108,6 @@ class RetrievalUNet(nn.Module):
     def top_k(self) -> int:
         return int(self.encoder.config.top_k)
 
-    def row_dim(self, k: int | None = None) -> int:
-        """Columns of a condition row with ``k`` neighbours (default ``top_k``): the CLAP condition, then each
-        neighbour's features."""
-        return self.condition_dim + (self.top_k if k is None else k) * self.encoder.feature_dim
-
     def tokens(self, rows: torch.Tensor) -> torch.Tensor:
         """Condition rows [R, D + k * F] -> cross-attention tokens [R, k, token_dim]; rows of only the CLAP
         condition get ``top_k`` null tokens."""

@@ -43,3 +43,8 @@ def build_vae(**kwargs: Any) -> AutoencoderKL:
 def vae_downsample_factor(vae: AutoencoderKL) -> int:
     """Down-sampling of the VAE along each axis: 2 ** (levels - 1)."""
     return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def latent_grid(vae: AutoencoderKL, n_mels: int) -> tuple[int, int]:
+    """(channels, frequency bins) of the VAE's latents of ``n_mels``-bin log-mels."""
+    return int(vae.config.latent_channels), int(n_mels) // vae_downsample_factor(vae)

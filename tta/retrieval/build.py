@@ -51,15 +51,6 @@ def latent_summary(pipe, wav: torch.Tensor) -> torch.Tensor:
     return torch.cat([z.mean(1).flatten(), z.std(1, unbiased=False).flatten()]).float().cpu()
 
 
-def latent_grid(pipe) -> tuple[int, int]:
-    """(channels, frequency bins) of the model's VAE latents."""
-    from tta.models.vae import vae_downsample_factor
-
-    return int(pipe.vae.config.latent_channels), int(pipe.vocoder.config.model_in_dim) // vae_downsample_factor(
-        pipe.vae
-    )
-
-
 @torch.no_grad()
 def caption_embeddings(clap, captions: list[list[str]], batch: int = 256) -> torch.Tensor:
     """[N, D]: each entry's mean (normalised) caption text embedding; zero rows for entries without captions.
@@ -104,7 +95,9 @@ def build_index(
     clap = pipe.clap
     if not getattr(clap, "has_audio", False):
         raise InputError("building an index needs a CLAP with an audio tower; this model's CLAP is text only")
-    grid = latent_grid(pipe)
+    from tta.models.vae import latent_grid
+
+    grid = latent_grid(pipe.vae, pipe.vocoder.config.model_in_dim)
     old: dict[str, int] = {}
     if previous is not None:
         same_model = previous.clap_fingerprint == clap_fingerprint and previous.latent_shape == grid

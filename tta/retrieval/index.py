@@ -57,6 +57,11 @@ class Neighbours:
     def valid(self) -> torch.Tensor:
         return self.rows >= 0
 
+    @classmethod
+    def none(cls, batch: int, k: int) -> Neighbours:
+        """No neighbours at all: [batch, k] of -1 rows and -inf scores."""
+        return cls(torch.full((batch, k), -1, dtype=torch.long), torch.full((batch, k), float("-inf")))
+
 
 def build_faiss(keys: np.ndarray, kind: str = "auto"):
     """A FAISS inner-product index over L2-normalised ``keys`` [N, D] (float32): ``"flat"`` (exact), ``"hnsw"``,
@@ -174,14 +179,13 @@ class RetrievalIndex:
         extra = max((len(e) for e in exclude), default=0) if exclude else 0
         want = min(k + extra, len(self))
         scores, rows = self.faiss.search(np.ascontiguousarray(q), want)
-        out_rows = torch.full((len(q), k), -1, dtype=torch.long)
-        out_scores = torch.full((len(q), k), float("-inf"))
+        out = Neighbours.none(len(q), k)
         for b in range(len(q)):
             banned = exclude[b] if exclude else ()
             kept = [(r, s) for r, s in zip(rows[b].tolist(), scores[b].tolist()) if r >= 0 and r not in banned][:k]
             for j, (r, s) in enumerate(kept):
-                out_rows[b, j], out_scores[b, j] = r, s
-        return Neighbours(out_rows, out_scores)
+                out.rows[b, j], out.scores[b, j] = r, s
+        return out
 
     # ------------------------------------------------------------------ disk
 

@@ -208,7 +208,9 @@ class LdmTrainer(AudioStageTrainer):
             from tta.retrieval import RetrievalIndex
 
             self.index = RetrievalIndex.load(self.retrieval)
-            grid = (self.vae.config.latent_channels, self.mel.n_mels // self.vae_factor)
+            from tta.models.vae import latent_grid
+
+            grid = latent_grid(self.vae, self.mel.n_mels)
             fingerprint = clap_fingerprint(folder / "clap")
             self.index.check_compatible(fingerprint, self.clap.embedding_dim, grid, f"retrieval {self.retrieval}")
         frames = int(round(self.clip_seconds * self.mel.sample_rate)) // self.hop
