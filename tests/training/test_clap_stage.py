@@ -251,3 +251,47 @@ def test_training_on_the_eval_split_warns(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ClapTrainer(train_split="train+test", eval_split="valid", **kw).build_train_data()
+
+
+def test_ensemble_members_keep_the_text_space_and_join(tmp_path, capsys):
+    """Members trained with init_parts=text + freeze_text share the base's text space and join into one CLAP."""
+    from tta.cli import main
+    from tta.models.clap.minilm_mel import MelEncoderEnsemble, ensemble_claps
+
+    torch.manual_seed(0)
+    base_model = ClapTrainer(model=TINY_MODEL, run_dir=tmp_path / "a").build_model()
+    base = base_model.save_pretrained(tmp_path / "base")
+    members = []
+    for seed in (1, 2):
+        trainer = ToyClapTrainer(
+            model=TINY_MODEL, run_dir=tmp_path / f"m{seed}", max_steps=4, batch_size=8, lr=3e-3, warmup_steps=1,
+            progress=False, eval_every=0, seed=seed, init_from=base, init_parts="text", freeze_text=True,
+        )  # fmt: skip
+        trainer.fit()
+        members.append(trainer.run_dir / "export")
+    ref = base_model.trainable_state_dict()
+    states = [load_clap(m).trainable_state_dict() for m in members]
+    for state in states:  # the text side is the base's, bit for bit; the towers are new and differ
+        assert all(torch.equal(v, ref[k]) for k, v in state.items() if not k.startswith("audio_encoder."))
+        assert not torch.equal(state["audio_encoder.head.1.weight"], ref["audio_encoder.head.1.weight"])
+    assert not torch.equal(states[0]["audio_encoder.head.1.weight"], states[1]["audio_encoder.head.1.weight"])
+
+    assert main(["train", "clap", "--ensemble", str(base), *map(str, members), "--export", str(tmp_path / "ens")]) == 0
+    assert "averages 3 towers" in capsys.readouterr().out
+    joined = load_clap(tmp_path / "ens")
+    assert isinstance(joined.audio_encoder, MelEncoderEnsemble) and joined.config["audio_members"] == 3
+    audio = torch.stack([toy_sound(c, 1.0, seed=5) for c in TOY_CLASSES])
+    singles = [load_clap(f).encode_audio(audio) for f in (base, *members)]
+    expected = F.normalize(torch.stack(singles).mean(0), dim=-1)
+    torch.testing.assert_close(joined.encode_audio(audio), expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(joined.encode_text(["clicks"]), load_clap(base).encode_text(["clicks"]))
+    # an ensemble can join further towers; a CLAP with another text space is refused with the recipe
+    assert ensemble_claps([tmp_path / "ens", base]).config["audio_members"] == 4
+    torch.manual_seed(3)
+    ClapTrainer(model=TINY_MODEL, run_dir=tmp_path / "x").build_model().save_pretrained(tmp_path / "other")
+    bad = ["train", "clap", "--ensemble", str(base), str(tmp_path / "other"), "--export", str(tmp_path / "bad")]
+    assert main(bad) == 2
+    assert "init_parts=text freeze_text=true" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="need init_from"):
+        ClapTrainer(model=TINY_MODEL, run_dir=tmp_path / "y", freeze_text=True)

@@ -52,6 +52,14 @@ def register(subparsers) -> None:
                 metavar="INDEX",
                 help="train a retrieval-conditioned UNet on the neighbours in INDEX (`tta index build`; Re-AudioLDM)",
             )
+        if stage == "clap":
+            p.add_argument(
+                "--ensemble",
+                nargs="+",
+                metavar="CLAP",
+                help="instead of training, join these CLAP folders (members trained with init_from=FIRST "
+                "init_parts=text freeze_text=true) into one whose audio tower averages theirs; writes --export",
+            )
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. lr=5e-4")
         p.set_defaults(func=_run, stage=stage)
 
@@ -59,6 +67,8 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.eval_only:
         return EVALUATORS[args.stage](args)
+    if getattr(args, "ensemble", None):
+        return _ensemble_clap(args)
     from tta.builders import build_trainer
 
     overrides = list(args.overrides)
@@ -79,6 +89,24 @@ def _run(args: argparse.Namespace) -> int:
     metrics = trainer.fit()
     if metrics:
         print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _ensemble_clap(args: argparse.Namespace) -> int:
+    from tta.errors import ModelLoadError
+    from tta.models.clap.minilm_mel import ensemble_claps
+
+    if not args.export_dir:
+        raise InputError("--ensemble writes the joined CLAP to --export DIR; give one")
+    if len(args.ensemble) < 2:
+        raise InputError("--ensemble needs at least two CLAP folders")
+    try:
+        model = ensemble_claps(args.ensemble)
+    except ModelLoadError as err:
+        raise InputError(str(err)) from err
+    model.save_pretrained(args.export_dir)
+    members = len(model.audio_encoder.members)
+    print(f"wrote {args.export_dir}: a CLAP whose audio tower averages {members} towers ({', '.join(args.ensemble)})")
     return 0
 
 

@@ -96,6 +96,11 @@ class ClapTrainer(CorpusTrainer):
             held-out mixture test measure. The captions of a step are shared by the batch.
         init_from: a ``load_clap`` folder of this backend whose trained weights initialise the model (warm
             start for fine-tuning); ignored when the run resumes from its own checkpoint.
+        init_parts: what ``init_from`` provides: ``"all"`` its weights, or ``"text"`` only its text projection
+            and temperature (the audio tower starts from scratch, seeded by ``seed``): a new ensemble member.
+        freeze_text: keep the text projection and temperature fixed (in eval mode, no dropout), so the audio
+            tower learns to hit the existing text space. Towers trained this way against the same text
+            projection are members of one space and can be averaged (``tta train clap --ensemble``).
         text_noise: std of Gaussian noise added to the (unit-norm) frozen text features before the
             projection, relative to the feature norm; it keeps the projection smooth around the few
             hundred training captions, so unseen phrasings nearby in MiniLM space map nearby.
@@ -123,6 +128,8 @@ class ClapTrainer(CorpusTrainer):
         text_noise: float = 0.0,
         class_loss_weight: float = 0.0,
         init_from: str | os.PathLike | None = None,
+        init_parts: str = "all",
+        freeze_text: bool = False,
         eval_split: str = "valid",
         eval_max_items: int | None = 400,
         **trainer_kwargs,
@@ -141,6 +148,12 @@ class ClapTrainer(CorpusTrainer):
         self.text_noise = text_noise
         self.class_loss_weight = class_loss_weight
         self.init_from = Path(init_from) if init_from else None
+        if init_parts not in ("all", "text"):
+            raise ValueError(f"init_parts must be 'all' or 'text', not {init_parts!r}")
+        if (init_parts == "text" or freeze_text) and self.init_from is None:
+            raise ValueError("init_parts='text' and freeze_text need init_from (the CLAP whose text space to keep)")
+        self.init_parts = init_parts
+        self.freeze_text = freeze_text
         self.eval_split = eval_split
         self.eval_max_items = eval_max_items
         self._eval_items = None
@@ -152,7 +165,14 @@ class ClapTrainer(CorpusTrainer):
         model = MiniLMMelClap(**self.model_kwargs)
         if self.init_from is not None:
             init = MiniLMMelClap.from_pretrained(self.init_from)
-            model.load_trainable_state_dict(init.trainable_state_dict(), source=str(self.init_from))
+            state = init.trainable_state_dict()
+            if self.init_parts == "text":  # init_from may be an ensemble: its towers are not wanted
+                state = {k: v for k, v in state.items() if not k.startswith("audio_encoder.")}
+                state.update({k: v for k, v in model.trainable_state_dict().items() if k.startswith("audio_encoder.")})
+            model.load_trainable_state_dict(state, source=str(self.init_from))
+        if self.freeze_text:
+            model.text_projection.requires_grad_(False)
+            model.logit_scale.requires_grad_(False)
         return model
 
     def build_train_data(self):
@@ -192,6 +212,8 @@ class ClapTrainer(CorpusTrainer):
 
     def run_step(self, batch: dict) -> dict[str, torch.Tensor]:
         model = self.unwrapped_model
+        if self.freeze_text:
+            model.text_projection.eval()  # fixed targets: no dropout
         mel = model.prepare_audio(batch["audio"])
         if self.spec_augment is not None:
             mel = spec_augment(mel, **self.spec_augment)

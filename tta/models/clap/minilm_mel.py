@@ -117,6 +117,22 @@ class MelEncoder(nn.Module):
         return self.head(torch.cat([x.mean(-1), x.amax(-1)], dim=-1))
 
 
+class MelEncoderEnsemble(nn.Module):
+    """Several :class:`MelEncoder` towers in one text space: log-mel [B, T, F] -> mean of their unit outputs [B, D].
+
+    The members are trained one at a time against the same frozen text projection (``tta train clap
+    init_parts=text freeze_text=true``) and joined with :func:`ensemble_claps`; averaging independently
+    trained towers lowers the variance a single small tower has on a few recordings per class.
+    """
+
+    def __init__(self, members: int, **encoder_kwargs):
+        super().__init__()
+        self.members = nn.ModuleList(MelEncoder(**encoder_kwargs) for _ in range(members))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return torch.stack([F.normalize(m(mel), dim=-1) for m in self.members]).mean(0)
+
+
 class MiniLMMelClap(ClapEncoder):
     """Frozen MiniLM text tower + trained projection; small mel-spectrogram audio tower; 512-d shared space.
 
@@ -129,6 +145,8 @@ class MiniLMMelClap(ClapEncoder):
         text_hidden: hidden size of the text projection MLP.
         max_text_tokens: captions are truncated to this many tokens.
         n_mels, stem_channels, audio_width, audio_blocks, time_pool, dropout: the audio tower (see :class:`MelEncoder`).
+        audio_members: 1 for one tower, N > 1 for an ensemble of N towers of that shape whose unit outputs are
+            averaged (:class:`MelEncoderEnsemble`, built by :func:`ensemble_claps`).
         normalize_audio: remove the mean and scale each waveform's peak to 0.5 (AudioLDM's pre-processing)
             before the mel, so the embedding does not depend on the input's gain.
         logit_scale_init: initial multiplier of the cosine similarities (1 / temperature); learned in log space.
@@ -149,6 +167,7 @@ class MiniLMMelClap(ClapEncoder):
         dropout: float = 0.1,
         normalize_audio: bool = True,
         logit_scale_init: float = 1 / 0.07,
+        audio_members: int = 1,
     ):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
@@ -168,6 +187,8 @@ class MiniLMMelClap(ClapEncoder):
             "normalize_audio": normalize_audio,
             "logit_scale_init": logit_scale_init,
         }
+        if audio_members != 1:  # single-tower configs stay as they were
+            self.config["audio_members"] = audio_members
         self.embedding_dim = embedding_dim
         self.normalize_audio = normalize_audio
         self.max_text_tokens = max_text_tokens
@@ -186,7 +207,7 @@ class MiniLMMelClap(ClapEncoder):
             nn.Linear(text_dim, text_hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(text_hidden, embedding_dim)
         )
         self.mel = MelSpectrogram(sample_rate=self.sample_rate, n_mels=n_mels)
-        self.audio_encoder = MelEncoder(
+        tower = dict(
             n_mels=n_mels,
             stem_channels=stem_channels,
             width=audio_width,
@@ -195,6 +216,9 @@ class MiniLMMelClap(ClapEncoder):
             dropout=dropout,
             time_pool=time_pool,
         )
+        if audio_members < 1:
+            raise ValueError(f"audio_members must be at least 1, not {audio_members}")
+        self.audio_encoder = MelEncoder(**tower) if audio_members == 1 else MelEncoderEnsemble(audio_members, **tower)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(logit_scale_init)))
         self._text_cache: dict[str, torch.Tensor] = {}
 
@@ -313,3 +337,38 @@ class MiniLMMelClap(ClapEncoder):
             raise ModelLoadError(f"corrupt or truncated CLAP weights {weights}: {err}") from err
         model.load_trainable_state_dict(state, source=str(weights))
         return model.eval()
+
+
+def ensemble_claps(folders: list[str | os.PathLike]) -> MiniLMMelClap:
+    """Join tta CLAPs that share one text space into one model whose audio tower averages theirs.
+
+    Every folder must be a ``minilm-mel`` CLAP with the same config (but ``audio_members``) and bitwise the
+    same text projection and temperature: the first folder's model and members trained from it with
+    ``init_from=FIRST init_parts=text freeze_text=true``. A folder that is itself an ensemble adds all of its
+    towers. Text embeddings of the result are those of the first folder.
+    """
+    models = [MiniLMMelClap.from_pretrained(f) for f in folders]
+    if len(models) < 2:
+        raise ValueError("an ensemble needs at least two CLAP folders")
+    base = models[0]
+    shape = {k: v for k, v in base.config.items() if k != "audio_members"}
+    shared = {k: v for k, v in base.trainable_state_dict().items() if not k.startswith("audio_encoder.")}
+    towers: list[MelEncoder] = []
+    for folder, model in zip(folders, models, strict=True):
+        other = {k: v for k, v in model.config.items() if k != "audio_members"}
+        if other != shape:
+            diff = sorted(k for k in set(shape) | set(other) if shape.get(k) != other.get(k))
+            raise ModelLoadError(f"{folder}: its config differs from {folders[0]} in {diff}")
+        state = model.trainable_state_dict()
+        if any(not torch.equal(state[k], v) for k, v in shared.items()):
+            raise ModelLoadError(
+                f"{folder} has another text space than {folders[0]} (text projection or temperature differ): "
+                f"train ensemble members with init_from={folders[0]} init_parts=text freeze_text=true"
+            )
+        enc = model.audio_encoder
+        towers.extend(enc.members if isinstance(enc, MelEncoderEnsemble) else [enc])
+    joined = MiniLMMelClap(**{**shape, "audio_members": len(towers)})
+    joined.load_state_dict(base.state_dict(), strict=False)  # text projection, temperature, mel filters
+    for slot, tower in zip(joined.audio_encoder.members, towers, strict=True):
+        slot.load_state_dict(tower.state_dict())
+    return joined.eval()
