@@ -98,11 +98,9 @@ def _ensemble_clap(args: argparse.Namespace) -> int:
 
     if not args.export_dir:
         raise InputError("--ensemble writes the joined CLAP to --export DIR; give one")
-    if len(args.ensemble) < 2:
-        raise InputError("--ensemble needs at least two CLAP folders")
     try:
         model = ensemble_claps(args.ensemble)
-    except ModelLoadError as err:
+    except (ModelLoadError, ValueError) as err:  # unreadable or mismatched folders, or fewer than two
         raise InputError(str(err)) from err
     model.save_pretrained(args.export_dir)
     members = len(model.audio_encoder.members)
