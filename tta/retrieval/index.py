@@ -189,6 +189,16 @@ class RetrievalIndex:
 
     # ------------------------------------------------------------------ disk
 
+    def features(self, hits: Neighbours, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, K * F]: the packed features (:func:`tta.models.retrieval.pack_neighbours`) of the entries ``hits``
+        found, what a :class:`~tta.models.retrieval.RetrievalUNet` takes after each CLAP condition row. ``valid``
+        [B, K] (default ``hits.valid``) zeroes the neighbours left out."""
+        from tta.models.retrieval import pack_neighbours
+
+        rows = hits.rows.clamp(min=0)
+        valid = hits.valid if valid is None else valid
+        return pack_neighbours(self.audio[rows], self.latent[rows], hits.scores.clamp(min=-1.0), valid)
+
     def info(self) -> dict:
         """What ``index.json`` records (and ``tta index info`` prints)."""
         return {

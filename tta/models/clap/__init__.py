@@ -34,6 +34,15 @@ def backend_class(name: str) -> type[ClapEncoder]:
     return getattr(importlib.import_module(module), cls)
 
 
+def backend_name(clap: ClapEncoder) -> str:
+    """The ``BACKENDS`` key of ``clap``'s class (what its folder's ``config.json`` names as ``backend``)."""
+    path = f"{type(clap).__module__}:{type(clap).__name__}"
+    for name, target in BACKENDS.items():
+        if target == path:
+            return name
+    return getattr(clap, "backend", type(clap).__name__)
+
+
 def load_clap(path: str | os.PathLike | None = None, device: str = "cpu") -> ClapEncoder:
     """Load a CLAP encoder from a folder (default: the shipped one, ``checkpoints/clap``).
 
