@@ -26,7 +26,8 @@ from tta.models.discriminators import (
     lsgan_generator_loss,
 )
 from tta.paths import REPO_ROOT
-from tta.training.checkpoint import latest_checkpoint, load_checkpoint
+from tta.training.checkpoint import latest_checkpoint
+from tta.training.ema import ema_weights
 from tta.training.losses import multi_resolution_stft_loss
 from tta.training.vae import VaeTrainer
 from tta.training.vocoder import VocoderTrainer, add_weight_norm, plain_state_dict
@@ -125,12 +126,12 @@ def test_vocoder_stage_trains_adversarially_and_exports_a_plain_hifigan(tmp_path
     t = vocoder_trainer(tmp_path / "run", corpus, max_steps=3, export_dir=tmp_path / "vocoder", eval_every=3)
     metrics = t.fit()
     assert set(metrics) == {"mel_l1", "mrstft"} and all(np.isfinite(v) for v in metrics.values())
-    ckpt = load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))
-    assert "discriminator" in ckpt["extra"] and "disc_optimizer" in ckpt["training_state"]
+    folder = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    assert (folder / "discriminator.safetensors").is_file() and (folder / "optimizer_1.bin").is_file()
     voc = SpeechT5HifiGan.from_pretrained(tmp_path / "vocoder", local_files_only=True).eval()
     assert voc.config.upsample_initial_channel == 32
     mel = torch.randn(1, 30, 64)
-    with torch.no_grad(), t.ema.swapped_into(t.unwrapped_model):  # the export holds the EMA weights
+    with torch.no_grad(), ema_weights(t.ema, t.ema_module()):  # the export holds the EMA weights
         expected = t.unwrapped_model(mel)
     torch.testing.assert_close(voc(mel), expected, rtol=1e-4, atol=1e-5)
     assert (tmp_path / "run" / "vocoder").is_dir()  # TensorBoard logs
@@ -269,16 +270,20 @@ def test_eval_only_reports_round_trips_against_griffin_lim(tmp_path, corpus):
 
 
 def test_vae_checkpoint_holds_plain_autoencoder_keys_and_a_mismatched_ema_is_an_error(tmp_path, corpus):
+    from safetensors.torch import load_file
+
     from tta.models.vae import build_vae
-    from tta.training.ema import EMA
+    from tta.training.ema import build_ema, check_ema_fits
 
     vae_trainer(tmp_path, corpus, max_steps=2).fit()
-    ckpt = load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"))
+    folder = latest_checkpoint(tmp_path / "checkpoints")
     plain = build_vae(**TINY_VAE)
-    plain.load_state_dict(ckpt["model"])  # no wrapper prefix: loads into a bare AutoencoderKL
-    EMA(plain, 0.9).load_state_dict(ckpt["ema"])  # the EMA too
-    with pytest.raises(ModelLoadError, match="EMA state lacks"):
-        EMA(torch.nn.Linear(2, 2), 0.9).load_state_dict(ckpt["ema"])  # a state saved for another model
+    plain.load_state_dict(load_file(folder / "model.safetensors"))  # no wrapper prefix: a bare AutoencoderKL
+    ema = build_ema(plain, 0.9)
+    ema.load_state_dict(torch.load(folder / "custom_checkpoint_1.pkl", weights_only=False))  # the EMA
+    check_ema_fits(ema, plain, str(folder))  # averages of the bare AutoencoderKL's parameters
+    with pytest.raises(ModelLoadError, match="different model"):
+        check_ema_fits(ema, torch.nn.Linear(2, 2), str(folder))  # a state saved for another model
 
 
 def test_istft_vocoder_trains_without_weight_norm_and_exports(tmp_path, corpus):
@@ -295,7 +300,7 @@ def test_istft_vocoder_trains_without_weight_norm_and_exports(tmp_path, corpus):
     voc = load_vocoder(tmp_path / "export")
     assert isinstance(voc, ISTFTVocoder)
     mel = torch.randn(1, 25, 64)
-    with torch.no_grad(), t.ema.swapped_into(t.unwrapped_model):
+    with torch.no_grad(), ema_weights(t.ema, t.ema_module()):
         torch.testing.assert_close(voc(mel), t.unwrapped_model(mel), rtol=1e-4, atol=1e-6)
     with pytest.raises(InputError, match="hop"):
         VocoderTrainer(model={**model, "hop_length": 128}, **_common(tmp_path / "bad", corpus)).fit()

@@ -11,6 +11,7 @@ import torch
 
 from tests.conftest import CLAP_DIM
 from tta.errors import InputError
+from tta.training.ema import ema_weights
 from tta.training.latent_cache import LatentCache
 from tta.training.ldm import LdmTrainer, prompt_class
 
@@ -129,8 +130,7 @@ def test_trains_evaluates_and_exports_a_pipeline_folder(tmp_path, corpus, compon
     assert pipe.sampling_defaults == {"guidance_scale": 4.0} and pipe.default_guidance == 4.0
     for sub in ("unet", "vae", "vocoder"):  # no path of the machine it was trained on
         assert "_name_or_path" not in (tmp_path / "model" / sub / "config.json").read_text()
-    ema = trainer.unwrapped_model  # export holds the EMA weights
-    with trainer.ema.swapped_into(ema):
+    with ema_weights(trainer.ema, trainer.ema_module()) as ema:  # export holds the EMA weights
         for name, p in pipe.unet.state_dict().items():
             torch.testing.assert_close(p, ema.state_dict()[name])
     out = pipe("typing", audio_length_in_s=0.5, num_inference_steps=2, seed=0, progress=False)

@@ -7,8 +7,8 @@ import torch
 
 from tests.training.toy import ToyTrainer
 from tta.errors import ModelLoadError
-from tta.training.checkpoint import latest_checkpoint, load_checkpoint
-from tta.training.ema import EMA
+from tta.training.checkpoint import latest_checkpoint
+from tta.training.ema import build_ema, ema_weights
 
 KW = dict(max_steps=8, batch_size=8, checkpoint_every=3, log_every=2, lr=1e-2, warmup_steps=2, ema_decay=0.9)
 
@@ -43,10 +43,9 @@ def test_interrupted_run_resumes_exactly(tmp_path):
     a, b = params(straight), params(resumed)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
-    ema_a = load_checkpoint(tmp_path / "a" / "checkpoints" / "step_0000008")["ema"]
-    ema_b = load_checkpoint(run / "checkpoints" / "step_0000008")["ema"]
-    for k in ema_a:
-        torch.testing.assert_close(ema_a[k], ema_b[k], rtol=0, atol=0)
+    assert straight.ema.optimization_step == resumed.ema.optimization_step == 8
+    for p, q in zip(straight.ema.shadow_params, resumed.ema.shadow_params):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
 
 
 def test_request_stop_checkpoints_and_next_run_continues(tmp_path):
@@ -64,7 +63,10 @@ def test_no_resume_starts_over(tmp_path):
     assert t.step == 2
 
 
-@pytest.mark.parametrize("victim", ["model.safetensors", "training_state.pt", "trainer_state.json"])
+@pytest.mark.parametrize(
+    "victim",
+    ["model.safetensors", "optimizer.bin", "random_states_0.pkl", "custom_checkpoint_1.pkl", "trainer_state.json"],
+)
 def test_truncated_checkpoint_is_a_clear_error(tmp_path, victim):
     ToyTrainer(run_dir=tmp_path, stop_at=3, **KW).fit()
     f = tmp_path / "checkpoints" / "step_0000003" / victim
@@ -81,17 +83,44 @@ def test_latest_pointing_nowhere_is_a_clear_error(tmp_path):
 
 
 def test_ema_tracks_and_swaps():
+    """diffusers' EMAModel as the trainer builds it: the first update copies the weights, the next ones move by
+    1 - min(decay, n / (n + 9)); ema_weights swaps the average in and the live weights back."""
     model = torch.nn.Linear(2, 1)
-    ema = EMA(model, decay=0.5)
-    before = model.weight.detach().clone()
+    ema = build_ema(model, decay=0.5)
     with torch.no_grad():
         model.weight.add_(1.0)
-    ema.update(model)
+    ema.step(model.parameters())  # update 1: decay 0
+    torch.testing.assert_close(ema.shadow_params[0], model.weight)
+    first = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.step(model.parameters())  # update 2: decay min(0.5, 2 / 11)
     live = model.weight.detach().clone()
-    with ema.swapped_into(model):
-        assert not torch.equal(model.weight, live)
-        assert torch.all(model.weight > before) and torch.all(model.weight < live)
+    torch.testing.assert_close(ema.shadow_params[0], first + (1 - 2 / 11) * (live - first))
+    with ema_weights(ema, model):
+        torch.testing.assert_close(model.weight, ema.shadow_params[0])
     torch.testing.assert_close(model.weight, live)
-    restored = EMA(model, decay=0.5)
-    restored.load_state_dict(ema.state_dict())
-    assert restored.num_updates == 1
+
+
+def test_schedule_is_the_warmup_and_floored_cosine_of_before(tmp_path):
+    """transformers' cosine_warmup_with_min_lr: warm-up (step + 1) / warmup exactly as tta's own schedule had it,
+    then the cosine to min_lr_ratio (one step earlier than the old one: within 2e-4 of lr)."""
+    import math
+
+    t = ToyTrainer(run_dir=tmp_path, max_steps=50, warmup_steps=5, lr=1.0, min_lr_ratio=0.1)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    lam = t.build_scheduler(opt).lr_lambdas[0]
+
+    def before(s):  # tta's hand-written schedule
+        if s < 5:
+            return (s + 1) / 5
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (s - 5) / 45)))
+
+    assert [lam(s) for s in range(5)] == [before(s) for s in range(5)]
+    assert max(abs(lam(s) - before(s)) for s in range(50)) < 0.04  # 1 / 45 of the way, at most
+    assert lam(49) == pytest.approx(0.1) and before(49) > lam(49)
+    const = ToyTrainer(run_dir=tmp_path, max_steps=50, warmup_steps=5, lr_schedule="constant")
+    lam = const.build_scheduler(opt).lr_lambdas[0]
+    assert [lam(s) for s in (0, 4, 5, 30, 49)] == [0.2, 1.0, 1.0, 1.0, 1.0]
+    with pytest.raises(Exception, match="lr_schedule"):
+        ToyTrainer(run_dir=tmp_path, lr_schedule="linear")

@@ -1,8 +1,16 @@
 """Training checkpoints on disk: ``<run_dir>/checkpoints/step_XXXXXXX/`` folders and an atomic ``latest`` pointer.
 
-A step folder is written under a temporary name and renamed into place, so a crash while saving leaves the
-previous checkpoint intact; ``latest`` (a one-line text file) is replaced atomically after the rename.
-Reading a missing, truncated or corrupt file raises :class:`ModelLoadError` naming that file.
+A step folder is what ``accelerator.save_state`` writes (optimizers ``optimizer*.bin``, LR schedules
+``scheduler*.bin``, each process's RNG ``random_states_<rank>.pkl``, the objects registered for checkpointing
+``custom_checkpoint_<i>.pkl``: the training position and the EMA), with the weights in tta's own names
+(``model.safetensors`` in the keys the stage chooses, ``discriminator.safetensors``: :func:`register_weight_hooks`)
+and a readable ``trainer_state.json`` (step, stage, processes, config). It is written under a temporary name and
+renamed into place, so a crash while saving leaves the previous checkpoint intact; ``latest`` (a one-line text
+file) is replaced atomically after the rename. Reading a missing, truncated or corrupt file raises
+:class:`ModelLoadError` naming that file.
+
+Checkpoints of tta's earlier trainer (``training_state.pt`` beside the weights) are not resumed: the data order
+changed with the move to accelerate's sharded loader, so such a resume could not be exact; the error says what to do.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import torch
@@ -18,55 +27,38 @@ from tta.audio.io import write_atomic
 from tta.errors import ModelLoadError
 
 LATEST = "latest"
-MODEL = "model.safetensors"
-EMA = "ema.safetensors"
-STATE = "training_state.pt"  # optimizer, scheduler, RNG states
-META = "trainer_state.json"  # step, epoch, position in the epoch
+META = "trainer_state.json"  # step, stage, processes, config: for people and for the format check
+FORMAT = 2  # 1: tta's own files (training_state.pt); 2: accelerate's save_state
+LEGACY_STATE = "training_state.pt"
 
 
 def step_dir_name(step: int) -> str:
     return f"step_{step:07d}"
 
 
-def save_checkpoint(
-    ckpt_root: str | os.PathLike,
-    step: int,
-    model_state: dict[str, torch.Tensor],
-    training_state: dict,
-    meta: dict,
-    ema_state: dict[str, torch.Tensor] | None = None,
-    keep: int | None = 3,
-    extra_states: dict[str, dict[str, torch.Tensor]] | None = None,
-) -> Path:
-    """Write one checkpoint folder, point ``latest`` at it, and delete all but the newest ``keep`` folders.
-
-    ``extra_states`` are further weight sets (e.g. ``{"discriminator": ...}``), each as ``<name>.safetensors``.
-    """
-    from safetensors.torch import save_file
-
+def save_state(accelerator, ckpt_root: str | os.PathLike, step: int, meta: dict, keep: int | None = 3) -> Path:
+    """``accelerator.save_state`` into a new step folder (every process calls this), then point ``latest`` at it
+    and delete all but the newest ``keep`` folders (main process)."""
     root = Path(ckpt_root)
-    root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
     tmp = root / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file({k: v.detach().cpu().contiguous() for k, v in model_state.items()}, str(tmp / MODEL))
-    if ema_state is not None:
-        save_file({k: v.detach().cpu().contiguous() for k, v in ema_state.items()}, str(tmp / EMA))
-    for name, state in (extra_states or {}).items():
-        if name in ("model", "ema"):
-            raise ValueError(f"extra checkpoint state may not be called {name!r}")
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / f"{name}.safetensors"))
-    torch.save(training_state, tmp / STATE)
-    (tmp / META).write_text(json.dumps({**meta, "step": step}, indent=2) + "\n")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    write_atomic(root / LATEST, final.name + "\n")
-    if keep:
-        old = sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep]
-        for p in old:
-            shutil.rmtree(p, ignore_errors=True)
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        meta = {"format": FORMAT, **meta, "step": step, "num_processes": accelerator.num_processes}
+        (tmp / META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        write_atomic(root / LATEST, final.name + "\n")
+        if keep:
+            for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()  # no process reads `latest` before it names this folder
     return final
 
 
@@ -83,7 +75,33 @@ def latest_checkpoint(ckpt_root: str | os.PathLike) -> Path | None:
     return folder
 
 
-def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+def read_meta(folder: str | os.PathLike) -> dict:
+    """``trainer_state.json`` of a step folder, after checking that every file in it is whole.
+
+    Raises:
+        ModelLoadError: a missing, truncated or corrupt file (named), or a checkpoint of the earlier format.
+    """
+    folder = Path(folder)
+    if (folder / LEGACY_STATE).is_file():
+        raise ModelLoadError(
+            f"{folder} is a checkpoint of tta's earlier trainer ({LEGACY_STATE}), which this one cannot resume "
+            "exactly: start the run afresh (--no-resume, or another --run-dir; its weights are in "
+            f"{folder / 'model.safetensors'}), or finish it with the tta release that wrote it"
+        )
+    try:
+        meta = json.loads((folder / META).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"corrupt or missing checkpoint file {folder / META}: {err}") from err
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".bin", ".pkl"):  # torch.save's zip archives: a cut file has no central directory
+            try:
+                zipfile.ZipFile(path).close()
+            except (OSError, zipfile.BadZipFile) as err:
+                raise ModelLoadError(f"corrupt or truncated checkpoint file {path}: {err}") from err
+    return meta
+
+
+def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     if not path.is_file():
@@ -94,36 +112,28 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"corrupt or truncated checkpoint file {path}: {err}") from err
 
 
-def load_checkpoint(folder: str | os.PathLike) -> dict:
-    """Read a checkpoint folder -> ``{"model", "ema" (or None), "extra", "training_state", "meta"}``.
+def register_weight_hooks(accelerator, files: list[tuple[str, callable, callable]]) -> None:
+    """Let ``save_state``/``load_state`` write and read the prepared models as tta's named weight files.
 
-    ``extra`` maps each further ``<name>.safetensors`` (see :func:`save_checkpoint`) to its weights.
+    ``files`` has one ``(file name, state_dict(), load_state_dict(state))`` per model passed to
+    ``accelerator.prepare``, in that order; the hooks take the models out of accelerate's own lists, so it writes
+    no ``model_<i>.safetensors`` of its own (diffusers' training scripts do the same)."""
+    from safetensors.torch import save_file
 
-    Raises:
-        ModelLoadError: a file is missing, truncated or corrupt (the message names it).
-    """
-    folder = Path(folder)
-    out = {"model": _load_safetensors(folder / MODEL), "ema": None}
-    if (folder / EMA).exists():
-        out["ema"] = _load_safetensors(folder / EMA)
-    out["extra"] = {
-        p.name[: -len(".safetensors")]: _load_safetensors(p)
-        for p in sorted(folder.glob("*.safetensors"))
-        if p.name not in (MODEL, EMA)
-    }
-    state_file = folder / STATE
-    if not state_file.is_file():
-        raise ModelLoadError(f"checkpoint file missing: {state_file}")
-    try:
-        out["training_state"] = torch.load(state_file, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise ModelLoadError(f"corrupt or truncated checkpoint file {state_file}: {err}") from err
-    meta_file = folder / META
-    try:
-        out["meta"] = json.loads(meta_file.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ModelLoadError(f"corrupt or missing checkpoint file {meta_file}: {err}") from err
-    return out
+    def save_hook(models, weights, output_dir):
+        if accelerator.is_main_process:
+            for name, state_dict, _ in files:
+                state = {k: v.detach().cpu().contiguous() for k, v in state_dict().items()}
+                save_file(state, str(Path(output_dir) / name))
+        weights.clear()
+
+    def load_hook(models, input_dir):
+        for name, _, load_state_dict in files:
+            load_state_dict(load_safetensors(Path(input_dir) / name))
+        models.clear()
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(load_hook)
 
 
 def optimizer_param_names(optimizer, model) -> list[list[str]]:
@@ -132,9 +142,29 @@ def optimizer_param_names(optimizer, model) -> list[list[str]]:
     return [[name_of[id(p)] for p in group["params"]] for group in optimizer.param_groups]
 
 
+def name_optimizer_state(optimizer, model) -> None:
+    """Make ``optimizer``'s saved state carry its parameters' names and load a state saved with the parameters
+    grouped otherwise (e.g. a run resumed after a parameter got its own learning rate) by those names
+    (:func:`regroup_optimizer_state`); torch's own ``state_dict`` hooks, so ``save_state``/``load_state`` do it."""
+    names = optimizer_param_names(optimizer, model)
+
+    def add_names(_, state):
+        state["param_names_by_group"] = names
+        return state
+
+    def regroup(opt, state):
+        saved_names = state.pop("param_names_by_group", None)
+        if saved_names is None or saved_names == names:
+            return state
+        return regroup_optimizer_state(state, saved_names, opt.param_groups, names)
+
+    optimizer.register_state_dict_post_hook(add_names)
+    optimizer.register_load_state_dict_pre_hook(regroup)
+
+
 def regroup_optimizer_state(saved: dict, saved_names: list[list[str]], current: list[dict], names: list[list[str]]):
-    """Re-key an optimizer ``state_dict`` saved with one grouping of the parameters for another one (e.g. a run
-    resumed after a parameter got its own learning rate), matching parameters by name.
+    """Re-key an optimizer ``state_dict`` saved with one grouping of the parameters for another one, matching
+    parameters by name.
 
     Per-parameter state (Adam's moments and step) is kept; each group takes its current hyperparameters
     (``current``: the new optimizer's ``param_groups``) at the saved point of the schedule (its ``initial_lr``
@@ -160,3 +190,12 @@ def regroup_optimizer_state(saved: dict, saved_names: list[list[str]], current: 
         groups.append(new)
         start += len(group_names)
     return {"state": state, "param_groups": groups}
+
+
+def align_schedule(scheduler, optimizer) -> None:
+    """After loading a schedule saved for another number of parameter groups: one base lr per current group
+    (its ``initial_lr``), at the saved position."""
+    groups = optimizer.param_groups
+    if len(scheduler.base_lrs) != len(groups):
+        scheduler.base_lrs = [g["initial_lr"] for g in groups]
+        scheduler._last_lr = [g["lr"] for g in groups]

@@ -8,6 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from tta.errors import InputError
+from tta.training.ema import ema_weights
 from tta.training.trainer import Trainer
 
 
@@ -45,10 +46,7 @@ class CorpusTrainer(Trainer):
         """Write the trained model (EMA weights if kept) to ``folder``."""
         folder = Path(folder)
         model = self.unwrapped_model.eval()
-        if self.ema is not None:
-            with self.ema.swapped_into(self.ema_module()):
-                self.export_model(model, folder)
-        else:
+        with ema_weights(self.ema, self.ema_module()):
             self.export_model(model, folder)
         return folder
 

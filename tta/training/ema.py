@@ -1,4 +1,11 @@
-"""Exponential moving average of a model's floating-point parameters and buffers."""
+"""Exponential moving average of a model's trainable weights: diffusers' ``EMAModel``, with the checks tta needs.
+
+``EMAModel(decay=d, use_ema_warmup=False)`` keeps ``shadow = decay_n * shadow + (1 - decay_n) * param`` with
+``decay_n = min(d, n / (n + 9))`` at its ``n``-th update, and ``decay_1 = 0`` (the first update copies the weights).
+tta's own EMA before used ``min(d, (n + 1) / (n + 10))``: the same warm-up one update earlier, so the two differ
+only in the first few hundred updates of a run, by less than the step-to-step change of the weights.
+Only parameters with ``requires_grad`` are averaged (buffers such as BatchNorm statistics stay live).
+"""
 
 from __future__ import annotations
 
@@ -7,59 +14,49 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from tta.errors import ModelLoadError
 
-class EMA:
-    """Keeps ``shadow = decay * shadow + (1 - decay) * param`` for every trainable float tensor of a model.
 
-    ``decay`` warms up as ``min(decay, (1 + n) / (10 + n))`` over the first updates so early averages are
-    not dominated by the random initialisation. Buffers (BatchNorm statistics) are not averaged: swapping
-    the average in keeps the live buffers.
-    """
+def trainable(module: nn.Module) -> list[nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
 
-    def __init__(self, model: nn.Module, decay: float = 0.999):
-        self.decay = decay
-        self.num_updates = 0
-        self.shadow = {k: p.detach().clone().float() for k, p in model.named_parameters() if p.requires_grad}
 
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.num_updates += 1
-        d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
-        for k, p in model.named_parameters():
-            if k in self.shadow:
-                self.shadow[k].lerp_(p.detach().float(), 1 - d)
+def build_ema(module: nn.Module, decay: float):
+    """diffusers ``EMAModel`` over ``module``'s trainable parameters (``decay`` as the cap of the warm-up)."""
+    from diffusers.training_utils import EMAModel
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {**self.shadow, "__num_updates__": torch.tensor(self.num_updates)}
+    return EMAModel(trainable(module), decay=decay, use_ema_warmup=False)
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore the averages; every tracked tensor must be in ``state`` (a silent partial load would
-        quietly restart the average)."""
-        state = dict(state)
-        self.num_updates = int(state.pop("__num_updates__", torch.tensor(0)))
-        missing = [k for k in self.shadow if k not in state]
-        if missing:
-            from tta.errors import ModelLoadError
 
-            raise ModelLoadError(
-                f"EMA state lacks {len(missing)} of the model's {len(self.shadow)} tensors (e.g. {missing[0]!r}): "
-                "it was saved for a different model"
-            )
-        for k, v in state.items():
-            if k in self.shadow:
-                self.shadow[k].copy_(v)
+def named_shadow(ema, module: nn.Module) -> dict[str, torch.Tensor]:
+    """``{parameter name: averaged tensor}`` for ``module`` (the EMA's shadow in ``parameters()`` order)."""
+    names = [n for n, p in module.named_parameters() if p.requires_grad]
+    return dict(zip(names, ema.shadow_params))
 
-    @contextmanager
-    def swapped_into(self, model: nn.Module):
-        """Temporarily load the averaged weights into ``model`` (e.g. for evaluation or export)."""
-        backup = {k: p.detach().clone() for k, p in model.named_parameters() if k in self.shadow}
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for k, v in self.shadow.items():
-                params[k].copy_(v)
-        try:
-            yield model
-        finally:
-            with torch.no_grad():
-                for k, v in backup.items():
-                    params[k].copy_(v)
+
+def check_ema_fits(ema, module: nn.Module, source: str) -> None:
+    """Raise :class:`ModelLoadError` unless the loaded EMA holds one tensor of the right shape per trainable
+    parameter of ``module`` (a silent partial load would quietly restart or misalign the average)."""
+    params = trainable(module)
+    shapes = [tuple(s.shape) for s in ema.shadow_params]
+    if shapes != [tuple(p.shape) for p in params]:
+        raise ModelLoadError(
+            f"the EMA state in {source} holds {len(shapes)} tensors that do not match the model's {len(params)} "
+            "trainable parameters: it was saved for a different model"
+        )
+    ema.to(params[0].device if params else "cpu")
+
+
+@contextmanager
+def ema_weights(ema, module: nn.Module):
+    """Temporarily load the averaged weights into ``module`` (evaluation, export); no-op when ``ema`` is None."""
+    if ema is None:
+        yield module
+        return
+    params = trainable(module)
+    ema.store(params)
+    ema.copy_to(params)
+    try:
+        yield module
+    finally:
+        ema.restore(params)

@@ -18,23 +18,25 @@ same LR schedule (counted in its own updates), checkpoints both (``discriminator
 :meth:`Trainer.discriminator_step` with the discriminator loss (computed on detached generator outputs) before
 returning the generator's loss. :meth:`Trainer.log_media` writes audio and images to TensorBoard.
 
-The base class owns everything else: devices and mixed precision (accelerate), seeding, the epoch loop with
-a deterministic per-epoch shuffle, gradient clipping, EMA, TensorBoard logging, a tqdm progress bar,
-checkpoints every ``checkpoint_every`` steps and at exit (normal end, Ctrl-C or SIGTERM) under
-``<run_dir>/checkpoints/step_XXXXXXX/`` with an atomic ``latest`` pointer, and resuming from ``latest``
-exactly where the run stopped (same model, optimizer, scheduler, RNG state and position in the epoch).
+The base class owns everything else, on accelerate as it is meant to be used: the model, optimizers, LR
+schedules and the data loader go through ``accelerator.prepare`` (devices, mixed precision, DDP; under
+``accelerate launch`` each process gets its own shard of every epoch: ``batch_size`` items per process and
+step, a deterministic per-epoch shuffle seeded by ``seed``), the schedules are transformers' and the EMA is
+diffusers' ``EMAModel``. Checkpoints (``accelerator.save_state``, see :mod:`tta.training.checkpoint`) are written
+every ``checkpoint_every`` steps and at exit (normal end, Ctrl-C or SIGTERM) under
+``<run_dir>/checkpoints/step_XXXXXXX/`` with an atomic ``latest`` pointer; a run resumes from ``latest``
+exactly where it stopped (``load_state``: model, optimizers, schedules, EMA, every process's RNG state, and
+the position in the epoch, from which each process skips its own batches: ``skip_first_batches``).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
 import os
-import random
 import signal
 import threading
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,15 +44,28 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from tta.errors import InputError
-from tta.training.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    optimizer_param_names,
-    regroup_optimizer_state,
-    save_checkpoint,
-)
-from tta.training.ema import EMA
+from tta.errors import InputError, ModelLoadError
+from tta.training import checkpoint
+from tta.training.ema import build_ema, check_ema_fits, ema_weights
+
+# lr_schedule -> (transformers schedule, its floor): warm-up (step + 1) / warmup_steps as tta always had; "constant"
+# is the cosine with its floor at 1
+SCHEDULES = {"cosine": "cosine_warmup_with_min_lr", "constant": "cosine_warmup_with_min_lr"}
+
+
+@dataclass
+class Position:
+    """Where a run is (saved with every checkpoint: ``accelerator.register_for_checkpointing``)."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of this epoch each process has trained on
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
 
 
 class Trainer:
@@ -59,17 +74,20 @@ class Trainer:
     Args:
         run_dir: where checkpoints (``checkpoints/``), TensorBoard logs (``tb/``) and ``eval.jsonl`` go.
         max_steps: optimizer steps to train for (a resumed run continues up to this count).
-        batch_size: items per step.
+        batch_size: items per step and process (under ``accelerate launch`` a step takes ``batch_size`` items
+            from each process's shard: ``batch_size * num_processes`` in all).
         lr, weight_decay, betas: AdamW settings (over parameters with ``requires_grad``).
-        warmup_steps: linear warm-up from 0; then ``lr_schedule`` ("cosine" down to ``min_lr_ratio * lr``,
-            or "constant").
+        warmup_steps: linear warm-up, ``lr * (step + 1) / warmup_steps``; then ``lr_schedule`` ("cosine" down to
+            ``min_lr_ratio * lr`` at ``max_steps``, or "constant"); transformers' ``cosine_warmup_with_min_lr``.
         grad_clip: max gradient norm (0 or None: no clipping).
         checkpoint_every: save every this many steps (and always at exit).
         keep_checkpoints: how many step folders to keep (older ones are deleted).
         eval_every: call ``evaluate()`` every this many steps (0: only at the end).
         log_every: log the step outputs every this many steps.
-        ema_decay: keep an EMA of the weights (saved in checkpoints, used for evaluation) when set.
-        seed: seeds python, numpy and torch, and the per-epoch shuffle.
+        ema_decay: keep an EMA of the weights (diffusers' ``EMAModel``, :mod:`tta.training.ema`; saved in
+            checkpoints, used for evaluation and export) when set.
+        seed: seeds python, numpy and torch (the model is built under it on every process; each further process
+            then draws from ``seed + process_index``), and the per-epoch shuffle.
         num_threads: torch intra-op threads (None: leave torch's default).
         num_workers: DataLoader worker processes.
         mixed_precision: accelerate's "no", "fp16" or "bf16".
@@ -115,6 +133,8 @@ class Trainer:
         self.weight_decay = weight_decay
         self.betas = tuple(betas)
         self.warmup_steps = warmup_steps
+        if lr_schedule not in SCHEDULES:
+            raise InputError(f"lr_schedule must be one of {sorted(SCHEDULES)}, got {lr_schedule!r}")
         self.lr_schedule = lr_schedule
         self.min_lr_ratio = min_lr_ratio
         self.grad_clip = grad_clip
@@ -130,13 +150,12 @@ class Trainer:
         self.resume = resume
         self.progress = progress
         self.run_config = run_config or {}
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-        self.ema: EMA | None = None
+        self.position = Position()
+        self.ema = None  # diffusers EMAModel when ema_decay is set (built in setup)
         self.discriminator: nn.Module | None = None
         self._disc_stepped = False
         self._stop = False
+        self._interrupted_by_sigint = False
 
     # ------------------------------------------------------------------ hooks a stage implements
     def build_model(self) -> nn.Module:
@@ -161,15 +180,17 @@ class Trainer:
         return torch.optim.AdamW(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
 
     def build_scheduler(self, optimizer: torch.optim.Optimizer):
-        def factor(step: int) -> float:
-            if step < self.warmup_steps:
-                return (step + 1) / max(1, self.warmup_steps)
-            if self.lr_schedule == "constant":
-                return 1.0
-            progress = min(1.0, (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps))
-            return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        """transformers' warm-up + cosine with a floor, over ``max_steps`` optimizer steps (stepped once per step)."""
+        from transformers import get_scheduler
 
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        floor = self.min_lr_ratio if self.lr_schedule == "cosine" else 1.0
+        return get_scheduler(
+            SCHEDULES[self.lr_schedule],
+            optimizer,
+            num_warmup_steps=self.warmup_steps,
+            num_training_steps=self.max_steps,
+            scheduler_specific_kwargs={"min_lr_rate": floor},
+        )
 
     def model_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
         return model.state_dict()
@@ -221,6 +242,12 @@ class Trainer:
             writer.add_image(tag, _colour_map(img), self.step, dataformats="HWC")
 
     # ------------------------------------------------------------------ the loop
+    step = property(lambda self: self.position.step, lambda self, v: setattr(self.position, "step", v))
+    epoch = property(lambda self: self.position.epoch, lambda self, v: setattr(self.position, "epoch", v))
+    batch_in_epoch = property(
+        lambda self: self.position.batch_in_epoch, lambda self, v: setattr(self.position, "batch_in_epoch", v)
+    )
+
     @property
     def checkpoint_dir(self) -> Path:
         return self.run_dir / "checkpoints"
@@ -230,40 +257,74 @@ class Trainer:
         return self.accelerator.unwrap_model(self.model)
 
     def request_stop(self) -> None:
-        """Ask the loop to checkpoint and stop after the current step (SIGTERM does this)."""
+        """Ask every process to checkpoint and stop after the current step (SIGTERM and Ctrl-C do this)."""
         self._stop = True
+        if hasattr(self, "accelerator"):
+            self.accelerator.set_trigger()
 
     def setup(self) -> None:
-        """Seed, build the model, optimizer, scheduler, EMA and data; resume if a checkpoint exists."""
+        """Seed, build the model, optimizer, scheduler, EMA and data loader (all prepared); resume if a checkpoint
+        exists."""
         from accelerate import Accelerator
+        from accelerate.utils import DataLoaderConfiguration, set_seed
 
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
-        self._seed_everything(self.seed)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.accelerator = Accelerator(
-            mixed_precision=self.mixed_precision, log_with="tensorboard", project_dir=str(self.run_dir)
+        self.accelerator = acc = Accelerator(
+            mixed_precision=self.mixed_precision,
+            log_with="tensorboard",
+            project_dir=str(self.run_dir),
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=self.seed),
+            step_scheduler_with_optimizer=False,  # schedules count optimizer steps, whatever the process count
         )
+        set_seed(self.seed)  # the same initial weights on every process
         self.train_data = self.build_train_data()  # first: a missing corpus fails before a model is built
         model = self.build_model()
         optimizer = self.build_optimizer(model)
-        scheduler = self.build_scheduler(optimizer)
-        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        checkpoint.name_optimizer_state(optimizer, model)
+        prepared = acc.prepare(model, optimizer, self.build_scheduler(optimizer), self.build_loader(self.train_data))
+        self.model, self.optimizer, self.scheduler, self.train_loader = prepared
+        weight_files = [("model.safetensors", self._model_state, self._load_model_state)]
         disc = self.build_discriminator()
         if disc is not None:
             params = [p for p in disc.parameters() if p.requires_grad]
             disc_opt = torch.optim.AdamW(
                 params, lr=self.disc_lr or self.lr, betas=self.betas, weight_decay=self.weight_decay
             )
-            prepared = self.accelerator.prepare(disc, disc_opt, self.build_scheduler(disc_opt))
+            prepared = acc.prepare(disc, disc_opt, self.build_scheduler(disc_opt))
             self.discriminator, self.disc_optimizer, self.disc_scheduler = prepared
-        self.ema = EMA(self.ema_module(), self.ema_decay) if self.ema_decay else None
+            unwrapped_disc = acc.unwrap_model(self.discriminator)
+            weight_files.append(
+                ("discriminator.safetensors", unwrapped_disc.state_dict, unwrapped_disc.load_state_dict)
+            )
+        checkpoint.register_weight_hooks(acc, weight_files)
+        acc.register_for_checkpointing(self.position)
+        if self.ema_decay:
+            self.ema = build_ema(self.ema_module(), self.ema_decay)
+            acc.register_for_checkpointing(self.ema)
+        if acc.num_processes > 1:
+            set_seed(self.seed, device_specific=True)  # each process its own noise, dropout, crops' gains
         if self.resume:
             self.load_latest()
-        if self.accelerator.is_main_process and self.run_config:
+        if acc.is_main_process and self.run_config:
             from tta.audio.io import write_atomic
 
             write_atomic(self.run_dir / "config.json", json.dumps(self.run_config, indent=2, default=str) + "\n")
+
+    def build_loader(self, data: Dataset) -> DataLoader:
+        """The training loader before ``prepare`` (which shards it and seeds its shuffle per epoch); the last
+        partial batch is dropped. Its own generator seeds workers, so iterating it draws nothing from the
+        global RNG (which would make a resumed run diverge from an uninterrupted one)."""
+        return DataLoader(
+            data,
+            batch_size=self.batch_size,
+            shuffle=not isinstance(data, IterableDataset),
+            drop_last=True,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
 
     def fit(self) -> dict[str, float]:
         """Train up to ``max_steps``; returns the last evaluation's metrics (empty if none ran)."""
@@ -272,72 +333,87 @@ class Trainer:
         self.setup()
         acc = self.accelerator
         acc.init_trackers(self.name)
-        last_metrics: dict[str, float] = {}
-        saved_step = start_step = self.step
-        previous_handler = self._install_sigterm()
-        bar = tqdm(total=self.max_steps, initial=self.step, disable=not (self.progress and acc.is_main_process))
+        self._bar = tqdm(total=self.max_steps, initial=self.step, disable=not (self.progress and acc.is_main_process))
+        self._saved_step, self._last_metrics = self.step, {}
+        previous = self._install_signal_handlers()
         interrupted = False
-        t0 = time.time()
         try:
-            while self.step < self.max_steps and not self._stop:
-                start_of_epoch = self.step
-                for batch in self._epoch_batches():
-                    out = self._train_step(batch)
-                    self.step += 1
-                    self.batch_in_epoch += 1
-                    bar.update(1)
-                    if self.step % self.log_every == 0 or self.step == 1:
-                        logs = {f"train/{k}": float(v) for k, v in out.items()}
-                        logs["train/lr"] = self.scheduler.get_last_lr()[0]
-                        logs["train/steps_per_s"] = (self.step - start_step) / max(1e-9, time.time() - t0)
-                        acc.log(logs, step=self.step)
-                        bar.set_postfix(loss=f"{logs['train/loss']:.4f}")
-                        if not self.progress and acc.is_main_process:  # a plain log line instead of the bar
-                            print(
-                                f"step {self.step}/{self.max_steps} "
-                                + " ".join(f"{k[6:]}={v:.4g}" for k, v in logs.items()),
-                                flush=True,
-                            )
-                    if self.eval_every and self.step % self.eval_every == 0:
-                        last_metrics = self.run_evaluation(bar.write)
-                    if self.step % self.checkpoint_every == 0:
-                        self.save()
-                        saved_step = self.step
-                    if self.step >= self.max_steps or self._stop:
-                        break
-                else:  # the epoch ran out
-                    if self.step == start_of_epoch and self.batch_in_epoch == 0:
-                        raise InputError(f"the training data gives no batch of {self.batch_size} items")
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
+            self._train_epochs()
         except KeyboardInterrupt:
             interrupted = True
-            bar.write(f"interrupted at step {self.step}; saving a checkpoint")
+            self._bar.write(f"interrupted at step {self.step}; saving a checkpoint")
         finally:
-            bar.close()
-            self._restore_sigterm(previous_handler)
-        if self.step != saved_step or not latest_checkpoint(self.checkpoint_dir):
+            self._bar.close()
+            self._restore_signal_handlers(previous)
+        can_save = not (interrupted and acc.num_processes > 1)  # an abort mid-step may leave a collective half done
+        if can_save and (self.step != self._saved_step or not checkpoint.latest_checkpoint(self.checkpoint_dir)):
             self.save()
         if not interrupted and not self._stop:
             if not self.eval_every or self.step % self.eval_every:
-                last_metrics = self.run_evaluation(print)
+                self._last_metrics = self.run_evaluation(print)
             self.on_train_end()
         acc.end_training()
-        if interrupted:
+        if interrupted or self._interrupted_by_sigint:
             raise KeyboardInterrupt
-        return last_metrics
+        return self._last_metrics
+
+    def _train_epochs(self) -> None:
+        t0, start_step = time.time(), self.step
+        while self.step < self.max_steps and not self._stop:
+            start_of_epoch = self.step
+            for batch in self._epoch_batches():
+                out = self._train_step(batch)
+                self.step += 1
+                self.batch_in_epoch += 1
+                self._bar.update(1)
+                if self.step % self.log_every == 0 or self.step == 1:
+                    self._log_step(out, (self.step - start_step) / max(1e-9, time.time() - t0))
+                if self.eval_every and self.step % self.eval_every == 0:
+                    self._last_metrics = self.run_evaluation(self._bar.write)
+                if self.step % self.checkpoint_every == 0:
+                    self.save()
+                    self._saved_step = self.step
+                if self.accelerator.check_trigger():  # any process asked to stop: all stop at this step
+                    self._stop = True
+                if self.step >= self.max_steps or self._stop:
+                    return
+            if self.step == start_of_epoch and self.batch_in_epoch == 0:
+                raise InputError(f"the training data gives no batch of {self.batch_size} items per process")
+            self.epoch += 1
+            self.batch_in_epoch = 0
+
+    def _epoch_batches(self):
+        """The prepared loader over epoch ``self.epoch``, from this process's batch ``self.batch_in_epoch`` on."""
+        data = self.train_data
+        if hasattr(data, "set_epoch"):  # the dataset's own per-epoch state (augmentations, latent cache slots)
+            with self.accelerator.main_process_first():  # e.g. one process encodes a latent cache slot
+                data.set_epoch(self.epoch)
+        self.train_loader.set_epoch(self.epoch)  # the shuffle of this epoch, the same on every process
+        if self.batch_in_epoch:
+            return self.accelerator.skip_first_batches(self.train_loader, self.batch_in_epoch)
+        return self.train_loader
+
+    def _log_step(self, out: dict[str, torch.Tensor], steps_per_s: float) -> None:
+        """Log the step's outputs (averaged over the processes) and the lr."""
+        acc = self.accelerator
+        values = torch.stack([v.detach().float().reshape(()) for v in out.values()])
+        values = acc.reduce(values, "mean") if acc.num_processes > 1 else values
+        logs = {f"train/{k}": float(v) for k, v in zip(out, values)}
+        logs["train/lr"] = self.scheduler.get_last_lr()[0]
+        logs["train/steps_per_s"] = steps_per_s
+        acc.log(logs, step=self.step)
+        self._bar.set_postfix(loss=f"{logs['train/loss']:.4f}")
+        if not self.progress and acc.is_main_process:  # a plain log line instead of the bar
+            line = " ".join(f"{k[6:]}={v:.4g}" for k, v in logs.items())
+            print(f"step {self.step}/{self.max_steps} {line}", flush=True)
 
     def run_evaluation(self, write=print) -> dict[str, float]:
         """Run ``evaluate()`` in eval mode (with the EMA weights if kept), log and append to eval.jsonl."""
         model = self.unwrapped_model
         was_training = model.training
         model.eval()
-        with torch.no_grad():
-            if self.ema is not None:
-                with self.ema.swapped_into(self.ema_module()):
-                    metrics = self.evaluate()
-            else:
-                metrics = self.evaluate()
+        with torch.no_grad(), ema_weights(self.ema, self.ema_module()):
+            metrics = self.evaluate()
         model.train(was_training)
         if metrics and self.accelerator.is_main_process:
             self.accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=self.step)
@@ -362,147 +438,72 @@ class Trainer:
             self.disc_scheduler.step()
             self._disc_stepped = False
         if self.ema is not None:
-            self.ema.update(self.ema_module())
+            self.ema.step([p for p in self.ema_module().parameters() if p.requires_grad])
         return {k: v.detach() for k, v in out.items()}
 
-    def _epoch_batches(self):
-        """Batches of epoch ``self.epoch`` from position ``self.batch_in_epoch`` on (deterministic shuffle)."""
-        data = self.train_data
-        if hasattr(data, "set_epoch"):
-            data.set_epoch(self.epoch)
-        # the loader's own generator seeds its workers, so creating it does not draw from the global RNG
-        # (which would make a resumed run diverge from an uninterrupted one)
-        loader_rng = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch * 7919 + self.batch_in_epoch)
-        common = {
-            "collate_fn": self.collate,
-            "num_workers": self.num_workers,
-            "batch_size": self.batch_size,
-            "generator": loader_rng,
-        }
-        if isinstance(data, IterableDataset):
-            loader = DataLoader(data, **common)
-            batches = itertools.islice(loader, self.batch_in_epoch, None)
-        else:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(len(data), generator=g).tolist()
-            order = order[: len(order) - len(order) % self.batch_size]  # drop the last partial batch
-            loader = DataLoader(data, sampler=order[self.batch_in_epoch * self.batch_size :], **common)
-            batches = loader
-        for batch in batches:
-            yield self._to_device(batch)
-
-    def _to_device(self, batch):
-        device = self.accelerator.device
-        if isinstance(batch, torch.Tensor):
-            return batch.to(device)
-        if isinstance(batch, dict):
-            return {k: self._to_device(v) for k, v in batch.items()}
-        if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
-            return type(batch)(self._to_device(v) for v in batch)
-        return batch
-
     # ------------------------------------------------------------------ checkpoints
-    def save(self) -> Path | None:
-        """Write a checkpoint of the current step (main process only)."""
-        acc = self.accelerator
-        acc.wait_for_everyone()
-        if not acc.is_main_process:
-            return None
-        training_state = {
-            "optimizer": self.optimizer.state_dict(),
-            "optimizer_param_names": optimizer_param_names(self.optimizer, self.unwrapped_model),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-            },
-        }
-        extra = None
-        if self.discriminator is not None:
-            training_state["disc_optimizer"] = self.disc_optimizer.state_dict()
-            training_state["disc_scheduler"] = self.disc_scheduler.state_dict()
-            extra = {"discriminator": self.accelerator.unwrap_model(self.discriminator).state_dict()}
+    def _model_state(self) -> dict[str, torch.Tensor]:
+        return self.model_state_dict(self.unwrapped_model)
+
+    def _load_model_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.load_model_state_dict(self.unwrapped_model, state)
+
+    def save(self) -> Path:
+        """Write a checkpoint of the current step (every process takes part; the main one writes the weights)."""
         meta = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "stage": self.name}
         if self.run_config:
             meta["config"] = self.run_config
-        return save_checkpoint(
-            self.checkpoint_dir,
-            self.step,
-            self.model_state_dict(self.unwrapped_model),
-            training_state,
-            meta,
-            ema_state=self.ema.state_dict() if self.ema is not None else None,
-            keep=self.keep_checkpoints,
-            extra_states=extra,
-        )
-
-    def load_optimizer_state(self, state: dict) -> None:
-        """The optimizer and scheduler states of a checkpoint; when the parameters are grouped differently now
-        (a checkpoint without names was saved with one group in ``model.parameters()`` order), the saved state
-        is re-keyed by parameter name (:func:`tta.training.checkpoint.regroup_optimizer_state`)."""
-        names = optimizer_param_names(self.optimizer, self.unwrapped_model)
-        saved = state["optimizer"]
-        saved_names = state.get("optimizer_param_names")
-        if saved_names is None and len(saved["param_groups"]) == 1:
-            saved_names = [[n for n, p in self.unwrapped_model.named_parameters() if p.requires_grad]]
-        if saved_names is not None and saved_names != names:
-            saved = regroup_optimizer_state(saved, saved_names, self.optimizer.param_groups, names)
-        self.optimizer.load_state_dict(saved)
-        groups = self.optimizer.param_groups
-        scheduler = dict(state["scheduler"])
-        if len(scheduler.get("base_lrs", ())) != len(groups):  # the schedule's position, for the new groups
-            scheduler.update(
-                base_lrs=[g["initial_lr"] for g in groups],
-                _last_lr=[g["lr"] for g in groups],
-                lr_lambdas=[None] * len(groups),
-            )
-        self.scheduler.load_state_dict(scheduler)
+        return checkpoint.save_state(self.accelerator, self.checkpoint_dir, self.step, meta, self.keep_checkpoints)
 
     def load_latest(self) -> bool:
-        """Resume from ``latest`` if there is one; returns whether it did."""
-        folder = latest_checkpoint(self.checkpoint_dir)
+        """Resume from ``latest`` if there is one (``accelerator.load_state``); returns whether it did."""
+        folder = checkpoint.latest_checkpoint(self.checkpoint_dir)
         if folder is None:
             return False
-        ckpt = load_checkpoint(folder)
-        self.load_model_state_dict(self.unwrapped_model, ckpt["model"])
-        if self.ema is not None and ckpt["ema"] is not None:
-            self.ema.load_state_dict(ckpt["ema"])
-        state = ckpt["training_state"]
-        self.load_optimizer_state(state)
-        if self.discriminator is not None:
-            disc_state = ckpt["extra"].get("discriminator")
-            if disc_state is None or "disc_optimizer" not in state:
-                from tta.errors import ModelLoadError
-
-                raise ModelLoadError(f"checkpoint {folder} has no discriminator state (discriminator.safetensors)")
-            self.accelerator.unwrap_model(self.discriminator).load_state_dict(disc_state)
-            self.disc_optimizer.load_state_dict(state["disc_optimizer"])
-            self.disc_scheduler.load_state_dict(state["disc_scheduler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
-        random.setstate(state["rng"]["python"])
-        meta = ckpt["meta"]
-        self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
+        meta = checkpoint.read_meta(folder)
+        try:
+            self.accelerator.load_state(str(folder))
+        except ModelLoadError:
+            raise
+        except (RuntimeError, ValueError, KeyError, OSError) as err:
+            raise ModelLoadError(f"checkpoint {folder} does not fit this run: {err}") from err
+        checkpoint.align_schedule(self.scheduler.scheduler, self.optimizer.optimizer)
+        if self.ema is not None:
+            check_ema_fits(self.ema, self.ema_module(), str(folder))
+        if meta.get("num_processes", 1) != self.accelerator.num_processes:
+            print(
+                f"warning: {folder} was saved by {meta.get('num_processes', 1)} processes, this run has "
+                f"{self.accelerator.num_processes}: it continues from step {self.step}, but not with the data "
+                "order and random draws an uninterrupted run would have had"
+            )
         print(f"resumed from {folder} (step {self.step})")
         return True
 
     # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def _seed_everything(seed: int) -> None:
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-
-    def _install_sigterm(self):
+    def _install_signal_handlers(self):
+        """SIGTERM and the first Ctrl-C ask for a checkpoint and a stop after the step (on every process, via
+        accelerate's trigger); a second Ctrl-C interrupts at once."""
+        self._interrupted_by_sigint = False
         if threading.current_thread() is not threading.main_thread():
             return None
-        return signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+
+        def on_sigint(*_):
+            if self._interrupted_by_sigint:
+                raise KeyboardInterrupt
+            self._interrupted_by_sigint = True
+            self._bar.write("stopping after this step (Ctrl-C again to abort without a checkpoint)")
+            self.request_stop()
+
+        return (
+            signal.signal(signal.SIGTERM, lambda *_: self.request_stop()),
+            signal.signal(signal.SIGINT, on_sigint),
+        )
 
     @staticmethod
-    def _restore_sigterm(previous) -> None:
+    def _restore_signal_handlers(previous) -> None:
         if previous is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
 
 
 def _colour_map(img) -> np.ndarray:
