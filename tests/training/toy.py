@@ -24,7 +24,7 @@ class ToyRegression(Dataset):
         return len(self.x)
 
     def __getitem__(self, i):
-        return {"x": self.x[i], "y": self.y[i]}
+        return {"x": self.x[i], "y": self.y[i], "id": i}
 
 
 class ToyTrainer(Trainer):
@@ -32,13 +32,13 @@ class ToyTrainer(Trainer):
 
     name = "toy"
 
-    def __init__(self, stop_at: int | None = None, interrupt_at: int | None = None, **kw):
+    def __init__(self, stop_at: int | None = None, interrupt_at: int | None = None, dropout: float = 0.2, **kw):
         kw.setdefault("progress", False)
         super().__init__(**kw)
-        self.stop_at, self.interrupt_at = stop_at, interrupt_at
+        self.stop_at, self.interrupt_at, self.dropout = stop_at, interrupt_at, dropout
 
     def build_model(self):
-        return nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.2), nn.Linear(16, 1))
+        return nn.Sequential(nn.Linear(8, 16), nn.Dropout(self.dropout), nn.Linear(16, 1))
 
     def build_train_data(self):
         return ToyRegression()
