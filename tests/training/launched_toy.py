@@ -4,13 +4,14 @@ what it trained on.
 ``python tests/training/launched_toy.py '{"run_dir": ..., "record": FOLDER, "hang_at": STEP, ...}'``: the other
 keys are :class:`ToyTrainer` arguments. Every step appends ``{"step", "ids", "loss", "weights"}`` to
 ``FOLDER/rank<process index>.jsonl`` (the weights as they were when the step began); the weights at the end are
-the last line, ``{"step": "end", ...}``. With ``hang_at``, each process writes ``FOLDER/hung<rank>`` and stops
-in step ``hang_at`` (until it is killed).
+the last line, ``{"step": "end", ...}``. With ``hang_at``, each process writes ``FOLDER/hung<rank>`` (its pid) and
+stops in step ``hang_at`` (until it is killed).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,9 @@ class RecordingToy(ToyTrainer):
 
     def run_step(self, batch):
         if self.step + 1 == self.hang_at:
-            (self.record / f"hung{self.accelerator.process_index}").write_text(str(self.step))
+            mark = self.record / f"hung{self.accelerator.process_index}"
+            mark.with_suffix(".tmp").write_text(str(os.getpid()))
+            os.replace(mark.with_suffix(".tmp"), mark)
             while True:
                 time.sleep(1)
         weights = flat_weights(self.unwrapped_model)

@@ -120,6 +120,10 @@ def test_sigkill_under_two_processes_resumes_to_the_uninterrupted_weights(two_pr
             assert time.time() < deadline, "the launched run never reached step 5"
             time.sleep(0.2)
     finally:
+        for r in (0, 1):  # torchrun starts each process in a process group of its own
+            hung = tmp_path / "record" / f"hung{r}"
+            if hung.exists():
+                os.kill(int(hung.read_text()), signal.SIGKILL)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step_0000003"
