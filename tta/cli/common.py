@@ -223,3 +223,64 @@ def write_png(wav_path: Path, audio, sample_rate: int, title: str) -> None:
     from tta.audio.melplot import save_mel_png
 
     save_mel_png(wav_path.with_suffix(".png"), audio, sample_rate, title=title)
+
+
+# ---------------------------------------------------------------------------------------------- command lines
+
+# settings key (tta.pipelines.outputs) -> the flag that sets it; keys not listed have no flag
+FLAGS = {
+    "negative_prompt": "negative",
+    "duration": "duration",
+    "steps": "steps",
+    "guidance": "guidance",
+    "seed": "seed",
+    "sampler": "sampler",
+    "candidates": "candidates",
+    "strength": "strength",
+    "ranges": "range",
+    "feather": "feather",
+    "cutoff_hz": "cutoff_hz",
+    "compose_mode": "compose_mode",
+    "mix_gain_db": "mix_gain_db",
+    "loudness": "loudness",
+    "retrieval": "retrieval",
+    "top_k": "top_k",
+    "model": "model",
+}
+
+
+def cli_line(command: list[str], options: dict[str, Any]) -> str:
+    """A shell-quoted command line: ``command`` words, then ``--key value`` per option (None skipped, list values
+    repeat the option, True is a bare flag)."""
+    import shlex
+
+    words = list(command)
+    for key, value in options.items():
+        flag = f"--{key.replace('_', '-')}"
+        if value is None or value is False:
+            continue
+        if value is True:
+            words.append(flag)
+        else:
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                words += [flag, f"{item:g}" if isinstance(item, float) else str(item)]
+    return shlex.join(words)
+
+
+def command_line(settings: dict[str, Any], command: list[str]) -> str:
+    """The ``tta generate`` / ``tta edit`` line that re-runs one waveform's settings (``settings_for(i)``)."""
+    options = {flag: settings.get(key) for key, flag in FLAGS.items() if key in settings}
+    if options.get("range"):
+        options["range"] = [f"{a:g}:{b:g}" for a, b in options["range"]]
+    if settings.get("mode") != "superres":
+        options.pop("cutoff_hz", None)
+    if settings.get("candidates") == 1:
+        options.pop("candidates")
+    from tta.audio.limiter import DEFAULT_PEAK_LIMIT
+
+    limit = settings.get("peak_limit", DEFAULT_PEAK_LIMIT)
+    options["peak_limit"] = limit if limit not in (None, DEFAULT_PEAK_LIMIT) else None
+    options["no_peak_limit"] = limit is None
+    options["no_prior"] = settings.get("prior") is False
+    options["no_compose"] = settings.get("compose") is False
+    return cli_line(command, options)

@@ -1,6 +1,6 @@
 """``tta edit``: change audio you already have with the text-to-audio model.
 
-Three modes over :meth:`tta.pipeline.TTAPipeline.edit` (one sampler loop for all of them and for generation):
+Three modes over :meth:`tta.pipelines.TTAPipeline.edit` (one sampler loop for all of them and for generation):
 
 * ``tta edit style IN --prompt TEXT [--strength 0.6]``: style transfer; the input noised to ``--strength`` and
   denoised under the prompt (0 = the input's VAE + vocoder round trip, 1 = a new sound of the input's length).

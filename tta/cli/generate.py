@@ -1,6 +1,6 @@
 """``tta generate``: prompts in, 16 kHz WAV files (each with a JSON sidecar) out.
 
-A thin layer over :class:`tta.pipeline.TTAPipeline`: it checks the arguments and the output path before any
+A thin layer over :class:`tta.pipelines.TTAPipeline`: it checks the arguments and the output path before any
 model loads, splits the prompts into batches, calls the pipeline, and writes files atomically.
 
 Seeding: with base seed ``S`` and ``n`` candidates, output ``k`` (0-based, in prompt order) draws its candidates

@@ -63,8 +63,8 @@ def random_seed() -> int:
 
 
 def check_number(value: Any, what: str, low: float = -math.inf, high: float = math.inf) -> float:
-    """A finite real number in [low, high] (ints, floats, numpy scalars and numeric strings; not bools)."""
-    if isinstance(value, bool):
+    """A finite real number in [low, high] (ints, floats, numpy scalars; not bools or strings)."""
+    if isinstance(value, (bool, str)):
         raise InputError(f"{what} must be a number, got {value!r}")
     try:
         number = float(value)
@@ -86,7 +86,7 @@ def check_int(value: Any, what: str, low: int = 1, high: int | float = math.inf)
         number = int(real)
     if not low <= number <= high:
         top = f"{high:g}" if isinstance(high, float) else str(high)
-        raise InputError(f"{what} must be an integer in [{low}, {top}], got {value!r}")
+        raise InputError(f"{what} must be an integer between {low} and {top}, got {value!r}")
     return number
 
 
@@ -97,7 +97,7 @@ def check_prompts(prompt: Any, what: str = "prompt") -> list[str]:
         raise InputError(f"{what} must be a non-empty string or a non-empty list of strings")
     for p in prompts:
         if not isinstance(p, str) or not p.strip():
-            raise InputError(f"{what} must not be empty or whitespace, got {p!r}: describe the sound you want")
+            raise InputError(f"the {what} is empty: describe the sound you want (got {p!r})")
     return list(prompts)
 
 
