@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from tta.pipeline import TTAPipeline
+from tta.pipelines import TTAPipeline
 
 
 def load(random_unet: bool) -> TTAPipeline:

@@ -110,7 +110,7 @@ def main() -> None:
     from diffusers import AudioLDMPipeline, DDIMScheduler
 
     from tta.models.clap.hf import HFClapText
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = build_tokenizer(tmp)

@@ -70,7 +70,7 @@ def main() -> None:
     from tta.evaluation.generation import generate
     from tta.models.clap import load_clap
     from tta.paths import cache_dir
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="the retrieval-conditioned model folder")
@@ -116,10 +116,9 @@ def main() -> None:
     (args.out / "mels").mkdir(exist_ok=True)
     rows = {}
     for name, pipe, idx in conditions:
-        pipe.set_retrieval(idx)
-        audio, _ = generate(pipe, prompts, args.seconds, args.steps, args.guidance, 0)
-        retrieved = pipe(PROMPTS[0], audio_length_in_s=1.0, num_inference_steps=1, seed=0, progress=False).retrieved
-        pipe.set_retrieval(None)
+        audio, _ = generate(pipe, prompts, args.seconds, args.steps, args.guidance, 0, retrieval=idx)
+        one = pipe(PROMPTS[0], audio_length_in_s=1.0, num_inference_steps=1, seed=0, progress=False, retrieval=idx)
+        retrieved = one.retrieved
         emb = embed_clips(clap, [torch.as_tensor(a) for a in audio])
         nearest = [bank_labels[i] for i in (emb @ bank.T).argmax(dim=1).tolist()]
         rows[name] = {

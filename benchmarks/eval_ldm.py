@@ -38,7 +38,7 @@ from tta.evaluation.generation import (
 )
 from tta.models.clap import load_clap
 from tta.paths import cache_dir
-from tta.pipeline import TTAPipeline
+from tta.pipelines import TTAPipeline
 from tta.sampling.mixing import DEFAULT_MIX_GAIN_DB
 
 
@@ -91,7 +91,6 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = TTAPipeline.from_pretrained(args.model)
-    pipe.set_retrieval(args.retrieval)
     prior = pipe.prior
     clap = load_clap()
     classes = list(CLASSES)
@@ -123,6 +122,7 @@ def main() -> None:
             prior.max_sources = max(2, max_sources) if compose in ("mix", "guidance") else max_sources
         kw = dict(num_candidates=n, compose=False if compose == "off" else None, mix_gain_db=gain_db)
         kw["compose_mode"] = "guidance" if compose == "guidance" else "mix"
+        kw["retrieval"] = args.retrieval  # the model's prior extended by the index's recordings
         single_rows, audio, fad = [] if args.pairs_only else single, [], float("nan")
         if single_rows:
             audio, per_clip = generate(pipe, [p for p, _ in single], args.seconds, steps, guidance, seed, **kw)

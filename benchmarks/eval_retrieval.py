@@ -31,7 +31,7 @@ from tta.evaluation.frechet import frechet_distance
 from tta.evaluation.generation import class_ranks, generate
 from tta.models.clap import load_clap
 from tta.paths import cache_dir
-from tta.pipeline import TTAPipeline
+from tta.pipelines import TTAPipeline
 
 
 def training_counts(corpus: Path, splits=("train", "valid")) -> Counter:
@@ -83,14 +83,13 @@ def main() -> None:
     ]
     results = {}
     for name, pipe, index in conditions:
-        pipe.set_retrieval(index, args.top_k if index else None)
+        kw = {"retrieval": index, "top_k": args.top_k if index else None}
         clips, labels, seconds = [], [], []
         for s in args.seeds:
-            audio, per_clip = generate(pipe, [p for p, _ in prompts], args.seconds, args.steps, args.guidance, s)
+            audio, per_clip = generate(pipe, [p for p, _ in prompts], args.seconds, args.steps, args.guidance, s, **kw)
             clips.extend(audio)
             labels.extend(c for _, c in prompts)
             seconds.append(per_clip)
-        pipe.set_retrieval(None)
         ranks = class_ranks(clap, clips, classes)
         top1 = [classes[r[0]] == c for r, c in zip(ranks, labels)]
         emb = embed_clips(clap, [torch.as_tensor(a) for a in clips]).numpy()

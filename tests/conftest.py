@@ -161,7 +161,7 @@ def clap_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
 def tta_model_dir(tmp_path_factory, clap_dir) -> Path:
     """A tiny random tta model folder (full CLAP, so re-ranking works)."""
     from tta.models.clap import load_clap
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     unet, vae, vocoder = build_tiny_unet_vae_vocoder()
     pipe = TTAPipeline(unet, vae, vocoder, load_clap(clap_dir), {"_class_name": "DDIMScheduler", **AUDIOLDM_SCHEDULER})
@@ -198,6 +198,6 @@ def audioldm_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_pipe(tta_model_dir):
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     return TTAPipeline.from_pretrained(tta_model_dir)

@@ -16,13 +16,13 @@ __all__ = ["TTAPipeline", "load_clap", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from tta.models.clap import load_clap
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
 
 def __getattr__(name: str):
     # Lazy so that `import tta` (and `tta --help`) stays fast and torch-free until needed.
     if name == "TTAPipeline":
-        from tta.pipeline import TTAPipeline
+        from tta.pipelines import TTAPipeline
 
         return TTAPipeline
     if name == "load_clap":

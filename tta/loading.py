@@ -318,8 +318,9 @@ def _shareable(root: Path) -> None:
     """Read (and for folders, enter) permission as the umask allows, for a tree that ``mkdtemp`` (0700) and some
     writers (0600 safetensors files) made private: a model folder is meant to be read by others. Other bits (a
     script's execute bit) are kept."""
-    mask = os.umask(0)
-    os.umask(mask)
+    from tta.audio.io import umask
+
+    mask = umask()
     for path in [root, *root.rglob("*")]:
         if not path.is_symlink():
             path.chmod(path.stat().st_mode & 0o7777 | ((0o755 if path.is_dir() else 0o644) & ~mask))

@@ -110,5 +110,5 @@ def test_cli_records_the_limit_and_regenerates_with_it(tta_model_dir, tmp_path, 
     capsys.readouterr()
     for bad in ("0", "1.2", "nan"):
         assert main([*base, "x", "-o", str(tmp_path / "x.wav"), "--peak-limit", bad]) == 2
-        assert "--peak-limit must be in (0, 1]" in capsys.readouterr().err
+        assert "--peak-limit: peak_limit must be in (0, 1]" in capsys.readouterr().err
     assert not (tmp_path / "x.wav").exists()

@@ -63,17 +63,26 @@ def test_inpaint_and_superres_record_their_region(edit, inputs, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["style", "full.wav", "--prompt", "  "], "empty or whitespace prompt"),
+        (["style", "full.wav", "--prompt", "  "], "the prompt is empty"),
         (["style", "notes.wav", "--prompt", "dog"], "cannot read audio file"),
         (["style", "two_hours.flac", "--prompt", "dog"], "lasts 7200.0 s; edits take at most 60 s"),
         (["style", "missing.wav", "--prompt", "dog"], "audio file not found"),
-        (["style", "full.wav", "--prompt", "dog", "--strength", "1.5"], "--strength must be between 0 and 1"),
-        (["style", "full.wav", "--prompt", "dog", "--strength", "-0.2"], "--strength must be between 0 and 1"),
+        (
+            ["style", "full.wav", "--prompt", "dog", "--strength", "1.5"],
+            "--strength: strength must be between 0 and 1",
+        ),
+        (
+            ["style", "full.wav", "--prompt", "dog", "--strength", "-0.2"],
+            "--strength: strength must be between 0 and 1",
+        ),
         (["inpaint", "full.wav", "--prompt", "dog", "--range", "abc"], "START:END"),
         (["inpaint", "full.wav", "--prompt", "dog", "--range", "2:1"], "0 <= start < end"),
         (["inpaint", "full.wav", "--prompt", "dog", "--range", "3:4"], "starts after the input's end"),
         (["superres", "full.wav", "--cutoff-hz", "9000"], "cut-off must be between"),
-        (["style", "full.wav", "--prompt", "dog", "--steps", "0"], "--steps must be between"),
+        (
+            ["style", "full.wav", "--prompt", "dog", "--steps", "0"],
+            "--steps: num_inference_steps must be an integer between 1 and 500",
+        ),
         (["style", "full.wav", "--prompt", "dog", "--sampler", "nope"], "unknown sampler"),
     ],
 )

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from tta.cli import main
-from tta.cli.generate import slugify
+from tta.cli.common import slugify
 
 FAST = ["--steps", "2", "--duration", "0.3", "--no-progress"]
 
@@ -217,7 +217,8 @@ def test_shards_write_the_same_files_as_one_process(gen, tmp_path):
 
 
 def test_shard_from_accelerate_environment(gen, tmp_path, monkeypatch):
-    from tta.cli.generate import parse_shard, resolve_device
+    from tta.cli.common import resolve_device
+    from tta.cli.generate import parse_shard
 
     assert parse_shard(None, {"RANK": "2", "WORLD_SIZE": "3"}) == (2, 3)
     assert parse_shard(None, {}) == (0, 1)

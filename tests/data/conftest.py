@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tta.data.containers import write_cat, write_rcc, write_sf2
+from tests.data.containers_writers import write_cat, write_rcc, write_sf2
 
 SR = 22050
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tta.data.containers import ContainerError, read_cat, read_rcc, read_sf2, write_cat, write_rcc, write_sf2
+from tests.data.containers_writers import write_cat, write_rcc, write_sf2
+from tta.data.containers import ContainerError, read_cat, read_rcc, read_sf2
 from tta.data.resolve import cat_license
 
 FILES = {"gcompris/src/activities/a/resource/dog.ogg": b"OggS" + bytes(range(200)), "top.txt": b"x", "e/empty": b""}

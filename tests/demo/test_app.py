@@ -52,7 +52,7 @@ def test_generate_through_the_page(client):
 def test_edits_through_the_page(client, files):
     clip = handle_file(str(files / "clip.wav"))
     audio, _, settings, _ = client.predict(None, clip, "a cat", "", 2, 2.5, 3, 1.0, "0.1:0.3", api_name="/inpaint")
-    assert sf.info(audio).frames == SR // 2 and settings["range"] == ["0.1:0.3"]
+    assert sf.info(audio).frames == SR // 2 and settings["ranges"] == [[0.1, 0.3]]
     audio, _, settings, _ = client.predict(None, clip, "a cat", "", 2, 2.5, 3, 2000, 0.7, api_name="/superres")
     assert settings["cutoff_hz"] == 2000 and settings["strength"] == 0.7
 

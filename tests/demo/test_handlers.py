@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tta.audio.melplot import spectrogram_image
 from tta.cli import main
+from tta.cli.common import cli_line
 from tta.demo import ModelCache, list_models, run_edit, run_generate
-from tta.demo.render import cli_line, spectrogram_image
 from tta.errors import InputError, ModelLoadError
 
 SR = 16000
@@ -70,12 +71,12 @@ def test_edit_results_and_their_cli_lines(tiny_pipe, uploads, tmp_path, monkeypa
     [
         ({"prompt": ""}, "the prompt is empty"),
         ({"prompt": "   "}, "the prompt is empty"),
-        ({"duration": 31}, "duration .* between 0.1 and 30"),
+        ({"duration": 61}, "duration .* between 0 and 60"),
         ({"duration": float("nan")}, "duration"),
         ({"duration": "long"}, "must be a number"),
         ({"steps": 2.5}, "whole number"),
-        ({"steps": 0}, "steps must be between"),
-        ({"candidates": 0}, "candidates must be between"),
+        ({"steps": 0}, "num_inference_steps must be an integer between"),
+        ({"candidates": 0}, "num_candidates must be an integer between"),
         ({"guidance": float("inf")}, "guidance"),
         ({"seed": "abc"}, "seed must be a number"),
     ],

@@ -290,7 +290,7 @@ def test_failure_leaves_nothing(converted, tmp_path):
 
 
 def test_pipeline_generates_from_the_converted_folder(converted):
-    pipeline = pytest.importorskip("tta.pipeline", reason="TTAPipeline not available")
+    pipeline = pytest.importorskip("tta.pipelines", reason="TTAPipeline not available")
     _, out = converted
     pipe = pipeline.TTAPipeline.from_pretrained(out)
     result = pipe(

@@ -64,7 +64,7 @@ def test_unknown_architecture_is_an_error():
 def test_pipeline_generates_with_an_istft_vocoder(tmp_path, clap_dir):
     from tests.conftest import AUDIOLDM_SCHEDULER, build_tiny_unet_vae_vocoder
     from tta.models.clap import load_clap
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     unet, vae, _ = build_tiny_unet_vae_vocoder()
     scheduler = {"_class_name": "DDIMScheduler", **AUDIOLDM_SCHEDULER}

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from tta.cli import main
 from tta.errors import InputError, ModelLoadError
 from tta.models.prior import RetrievalPrior
-from tta.pipeline import TTAPipeline
+from tta.pipelines import TTAPipeline
 
 
 def _bank(n=40, d=16, seed=0):
@@ -128,14 +128,18 @@ def prior_dir(tta_model_dir, tmp_path_factory):
 def test_the_pipeline_conditions_through_the_prior_but_never_the_empty_text(prior_dir):
     pipe = TTAPipeline.from_pretrained(prior_dir)
     assert pipe.prior is not None and pipe.prior.top_k == 2
-    cond, uncond, sources = pipe._encode_prompts(["rain"], [""], 1, 3.0)
+    from tta.pipelines.conditioning import encode_prompts, resolve_conditioning
+
+    cond, uncond, sources = encode_prompts(resolve_conditioning(pipe), ["rain"], [""], 1, 3.0, pipe.device)
     assert sources == [["rain"]]
     torch.testing.assert_close(cond, pipe.prior(pipe.clap.encode_text(["rain"])))
     torch.testing.assert_close(uncond, pipe.clap.encode_text([""]))
     kw = dict(audio_length_in_s=0.3, seed=5, num_inference_steps=3, progress=False)
     with_prior = pipe("rain", **kw).audios
+    without = pipe("rain", use_prior=False, **kw).audios
+    assert not np.array_equal(with_prior, without)
     pipe.prior = None
-    assert not np.array_equal(with_prior, pipe("rain", **kw).audios)
+    np.testing.assert_array_equal(without, pipe("rain", **kw).audios)
 
 
 def test_a_prior_of_another_clap_is_ignored_with_a_warning(prior_dir, tmp_path):

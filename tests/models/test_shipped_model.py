@@ -17,7 +17,7 @@ SHIPPED = REPO_ROOT / "checkpoints"
 
 @pytest.fixture(scope="module")
 def pipe():
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     return TTAPipeline.from_pretrained()
 

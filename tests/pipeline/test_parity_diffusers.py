@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tta.pipeline import TTAPipeline
+from tta.pipelines import TTAPipeline
 
 DURATION = 0.64  # 64 mel frames: no padding difference between diffusers and tta
 STEPS = 3

@@ -11,7 +11,7 @@ import pytest
 
 from tta.cli import main
 from tta.errors import InputError, ModelLoadError
-from tta.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, TTAPipeline
+from tta.pipelines import DEFAULT_GUIDANCE, DEFAULT_STEPS, TTAPipeline
 
 OWN = {"guidance_scale": 4.0, "num_inference_steps": 3}
 

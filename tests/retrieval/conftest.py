@@ -37,7 +37,7 @@ def build_tiny_retrieval_unet(latent_dim: int):
 @pytest.fixture(scope="session")
 def retrieval_model_dir(tmp_path_factory, clap_dir):
     from tta.models.clap import load_clap
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     _, vae, vocoder = build_tiny_unet_vae_vocoder()
     # latent grid: 8 channels x (64 mel bins / VAE factor 4) = 16 bins; mean and std: 256 values

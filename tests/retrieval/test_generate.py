@@ -20,59 +20,58 @@ FAST = ["--steps", "2", "--duration", "0.5", "--no-progress", "--seed", "3"]
 
 @pytest.fixture(scope="module")
 def pipe(retrieval_model_dir):
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     return TTAPipeline.from_pretrained(retrieval_model_dir)
 
 
 def test_the_index_conditions_generation_and_is_reported(pipe, shared_index):
     kw = dict(audio_length_in_s=0.5, num_inference_steps=2, seed=0, progress=False)
-    pipe.set_retrieval(None)
     plain = pipe("a pure tone", **kw)
-    assert plain.retrieved is None
-    pipe.set_retrieval(shared_index)
-    try:
-        assert pipe.retrieval_top_k == TOP_K
-        found = pipe(["a pure tone", "white noise hiss"], **kw)
-        assert np.abs(found.audios[0] - plain.audios[0]).max() > 1e-4  # neighbours change the sound
-        index = RetrievalIndex.load(shared_index)
-        with torch.no_grad():
-            query = pipe.clap.encode_text(["a pure tone"])
-        expected = [index.entries[r]["id"] for r in index.search(query, TOP_K).rows[0].tolist()]
-        first = found.retrieved[0]
-        assert [part["text"] for part in first] == ["a pure tone"]
-        assert [clip["id"] for clip in first[0]["clips"]] == expected
-        assert all(clip["id"].startswith("tones/") for clip in first[0]["clips"])
-        assert found.retrieved[1][0]["clips"][0]["id"] == "noise/hiss0.flac"
-        again = pipe("a pure tone", **kw)
-        np.testing.assert_allclose(again.audios[0], found.audios[0], atol=1e-5)  # alone vs in a batch of two
-        pipe.set_retrieval(shared_index, top_k=1)
-        one = pipe("a pure tone", **kw)
-        assert len(one.retrieved[0][0]["clips"]) == 1 and np.abs(one.audios[0] - found.audios[0]).max() > 1e-5
-        many = pipe.set_retrieval(shared_index, top_k=5)("a pure tone", num_waveforms_per_prompt=2, **kw)
-        assert len(many.retrieved) == 2 and len(many.retrieved[1][0]["clips"]) == 5
-        edited = pipe.style_transfer(plain.audios[0], "white noise hiss", sample_rate=16000, progress=False, seed=0)
-        assert edited.retrieved[0][0]["clips"][0]["id"] == "noise/hiss0.flac"
-        with pytest.raises(InputError, match="top_k"):
-            pipe.set_retrieval(shared_index, top_k=0)
-    finally:
-        pipe.set_retrieval(None)
+    assert plain.retrieved is None and plain.settings["retrieval"] is None
+    found = pipe(["a pure tone", "white noise hiss"], retrieval=shared_index, **kw)
+    assert found.settings["top_k"] == TOP_K and found.settings["retrieval"] == str(shared_index.resolve())
+    assert np.abs(found.audios[0] - plain.audios[0]).max() > 1e-4  # neighbours change the sound
+    index = RetrievalIndex.load(shared_index)
+    with torch.no_grad():
+        query = pipe.clap.encode_text(["a pure tone"])
+    expected = [index.entries[r]["id"] for r in index.search(query, TOP_K).rows[0].tolist()]
+    first = found.retrieved[0]
+    assert [part["text"] for part in first] == ["a pure tone"]
+    assert [clip["id"] for clip in first[0]["clips"]] == expected
+    assert all(clip["id"].startswith("tones/") for clip in first[0]["clips"])
+    assert found.retrieved[1][0]["clips"][0]["id"] == "noise/hiss0.flac"
+    again = pipe("a pure tone", retrieval=index, **kw)  # a loaded index works as its folder does
+    np.testing.assert_allclose(again.audios[0], found.audios[0], atol=1e-5)  # alone vs in a batch of two
+    one = pipe("a pure tone", retrieval=index, top_k=1, **kw)
+    assert len(one.retrieved[0][0]["clips"]) == 1 and np.abs(one.audios[0] - found.audios[0]).max() > 1e-5
+    many = pipe("a pure tone", num_waveforms_per_prompt=2, retrieval=index, top_k=5, **kw)
+    assert len(many.retrieved) == 2 and len(many.retrieved[1][0]["clips"]) == 5
+    edited = pipe.edit(plain.audios[0], "white noise hiss", sample_rate=16000, progress=False, seed=0, retrieval=index)
+    assert edited.retrieved[0][0]["clips"][0]["id"] == "noise/hiss0.flac"
+    with pytest.raises(InputError, match="top_k"):
+        pipe("a pure tone", retrieval=index, top_k=0, **kw)
+    with pytest.raises(InputError, match="top_k needs a retrieval index"):
+        pipe("a pure tone", top_k=2, **kw)
+    np.testing.assert_array_equal(pipe("a pure tone", **kw).audios, plain.audios)  # nothing was left set
 
 
 def test_indexes_that_do_not_fit_are_clear_errors(pipe, shared_index, tiny_pipe, tmp_path):
+    kw = dict(audio_length_in_s=0.5, num_inference_steps=2, seed=0, progress=False)
     with pytest.raises(InputError, match="can use no retrieval index"):
-        tiny_pipe.set_retrieval(shared_index)
+        tiny_pipe("a dog", retrieval=shared_index, **kw)
     other = tmp_path / "other"
     shutil.copytree(shared_index, other)
     info = json.loads((other / "index.json").read_text())
     (other / "index.json").write_text(json.dumps({**info, "clap_fingerprint": "0123456789abcdef"}))
     with pytest.raises(InputError, match="another CLAP"):
-        pipe.set_retrieval(other)
+        pipe("a dog", retrieval=other, **kw)
     index = RetrievalIndex.load(shared_index)
     index.latent_shape = (4, 8)
     with pytest.raises(InputError, match="latents"):
-        pipe.set_retrieval(index)
-    assert pipe.retrieval is None
+        pipe("a dog", retrieval=index, **kw)
+    with pytest.raises(InputError, match="RetrievalIndex or its folder"):
+        pipe("a dog", retrieval=3, **kw)
 
 
 def test_generate_cli_writes_the_retrieved_clips_and_regenerates_them(retrieval_model_dir, shared_index, tmp_path):
@@ -146,15 +145,15 @@ def test_demo_generate_with_the_index(pipe, shared_index):
 
     index = RetrievalIndex.load(shared_index)
     result = run_generate(pipe, "white noise hiss", duration=0.5, steps=2, seed=1, retrieval=index, top_k=1)
-    assert result.settings["retrieved"] == [{"text": "white noise hiss", "clips": ["noise/hiss0.flac"]}]
+    assert [clip["id"] for clip in result.settings["retrieved"][0]["clips"]] == ["noise/hiss0.flac"]
     assert f"--retrieval {shared_index.resolve()} --top-k 1" in result.cli
-    assert pipe.retrieval is None  # the page's request does not leave the index set
     plain = run_generate(pipe, "white noise hiss", duration=0.5, steps=2, seed=1)
     assert "retrieved" not in plain.settings and not np.array_equal(plain.audio, result.audio)
 
 
-def test_an_index_extends_the_prior_of_any_model_and_is_undone(pipe, tiny_pipe):
+def test_an_index_extends_the_prior_of_any_model_for_one_call(pipe, tiny_pipe):
     from tta.models.prior import RetrievalPrior
+    from tta.pipelines.conditioning import resolve_conditioning
 
     g = torch.Generator().manual_seed(0)
     entries = [{"id": f"e{i}", "path": f"/x/e{i}.wav"} for i in range(4)]
@@ -164,26 +163,25 @@ def test_an_index_extends_the_prior_of_any_model_and_is_undone(pipe, tiny_pipe):
     for model in (pipe, tiny_pipe):  # a retrieval model, and a plain one that only has a prior
         model.prior = own
         try:
-            model.set_retrieval(index)
-            bank = model.prior.embeddings
-            assert model.prior is not own and bank.shape[0] == 5 + 2  # the two already in the bank not repeated
+            cond = resolve_conditioning(model, index)
+            bank = cond.prior.embeddings
+            assert cond.prior is not own and bank.shape[0] == 5 + 2  # the two already in the bank not repeated
             torch.testing.assert_close(bank[5:], index.audio[2:], atol=1e-6, rtol=0)
-            torch.testing.assert_close(model.prior.keys[5:], index.keys()[2:])
-            torch.testing.assert_close(model.prior.keys[:5], own.embeddings)  # the bank's own keys: its audio
-            assert model.prior.config == own.config
-            torch.testing.assert_close(model.prior(text[3:4])[0], index.audio[3], atol=1e-5, rtol=0)
+            torch.testing.assert_close(cond.prior.keys[5:], index.keys()[2:])
+            torch.testing.assert_close(cond.prior.keys[:5], own.embeddings)  # the bank's own keys: its audio
+            assert cond.prior.config == own.config and model.prior is own  # the model's own prior is untouched
+            torch.testing.assert_close(cond.prior(text[3:4])[0], index.audio[3], atol=1e-5, rtol=0)
             if model is tiny_pipe:
-                assert model.retrieval_top_k is None  # no neighbours for a plain UNet
+                assert cond.top_k is None  # no neighbours for a plain UNet
                 out = model("a dog", audio_length_in_s=0.5, num_inference_steps=2, seed=0, progress=False)
                 assert out.retrieved is None
-            model.set_retrieval(None)
-            assert model.prior is own
             if model is pipe:  # neighbours only
-                model.set_retrieval(index, extend_prior=False)
-                assert model.prior is own and model.retrieval_top_k == TOP_K
+                cond = resolve_conditioning(model, index, extend_prior=False)
+                assert cond.prior is own and cond.top_k == TOP_K
+                assert resolve_conditioning(model, index, use_prior=False).prior is None
             else:
-                with pytest.raises(InputError, match="can use no retrieval index"):
-                    model.set_retrieval(index, extend_prior=False)
+                for kw in ({"extend_prior": False}, {"use_prior": False}):
+                    with pytest.raises(InputError, match="can use no retrieval index"):
+                        resolve_conditioning(model, index, **kw)
         finally:
-            model.set_retrieval(None)
             model.prior = None

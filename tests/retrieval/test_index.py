@@ -126,7 +126,7 @@ def _edit_info(folder, **changes):
 def test_build_embeds_with_the_models_clap_and_vae(shared_index, retrieval_model_dir):
     from tta.audio.io import load_audio
     from tta.evaluation.clap_zero_shot import window_embedding
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
     from tta.retrieval.build import latent_summary
 
     index = RetrievalIndex.load(shared_index)

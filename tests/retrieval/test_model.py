@@ -97,7 +97,7 @@ def test_model_folder_round_trip(retrieval_model_dir, tmp_path):
     import json
     import shutil
 
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     pipe = TTAPipeline.from_pretrained(retrieval_model_dir)
     assert pipe.is_retrieval_model and pipe.unet.top_k == TOP_K

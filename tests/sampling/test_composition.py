@@ -13,7 +13,7 @@ from tta.cli import main
 from tta.demo.handlers import run_generate
 from tta.errors import InputError
 from tta.models.prior import RetrievalPrior
-from tta.pipeline import TTAPipeline
+from tta.pipelines import TTAPipeline
 from tta.sampling import guided_denoiser
 from tta.sampling.composition import split_prompt
 from tta.sampling.mixing import expand_sources, mix_sources, part_index
@@ -199,7 +199,7 @@ def test_cli_records_the_sounds_and_honours_no_compose(composing_pipe, tmp_path)
     base = ["generate", "--model", str(model), "--steps", "2", "--duration", "0.3", "--guidance", "3", "--no-progress"]
     assert main([*base, "a dog barking in the rain", "-o", str(tmp_path / "a.wav"), "--seed", "4"]) == 0
     meta = json.loads((tmp_path / "a.json").read_text())
-    assert meta["sources"] == ["a dog barking", "the rain"] and meta["compose"] is None
+    assert meta["sources"] == ["a dog barking", "the rain"] and meta["compose"] is True  # what ran
     assert (
         main([*base, "a dog barking in the rain", "-o", str(tmp_path / "b.wav"), "--seed", "4", "--no-compose"]) == 0
     )
@@ -228,8 +228,9 @@ def test_cli_records_the_sounds_and_honours_no_compose(composing_pipe, tmp_path)
 
 def test_demo_shows_the_sounds(composing_pipe):
     result = run_generate(composing_pipe, "a dog barking in the rain", duration=0.3, steps=2, guidance=3.0, seed=1)
-    assert result.settings["sounds"] == ["a dog barking", "the rain"]
-    assert "sounds" not in run_generate(composing_pipe, "a dog barking", duration=0.3, steps=2, seed=1).settings
+    assert result.settings["sources"] == ["a dog barking", "the rain"] and result.settings["compose"] is True
+    single = run_generate(composing_pipe, "a dog barking", duration=0.3, steps=2, seed=1).settings
+    assert single["sources"] == ["a dog barking"]
 
 
 # ---------------------------------------------------------------- mixing: each sound sampled alone, then summed

@@ -87,7 +87,7 @@ def test_no_guidance_at_scale_one():
 @pytest.mark.parametrize("sampler", ["dpmpp-2m", "ddim", "euler", "unipc"])
 @pytest.mark.parametrize("steps", [1, 2, 500])
 def test_every_sampler_runs_the_whole_step_range(sampler, steps):
-    from tta.pipeline import MAX_STEPS
+    from tta.pipelines import MAX_STEPS
     from tta.sampling import denoise
 
     assert MAX_STEPS == 500

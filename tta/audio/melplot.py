@@ -1,4 +1,5 @@
-"""A log-mel spectrogram of a waveform as a PNG (matplotlib, imported when called)."""
+"""The one spectrogram renderer: a waveform's log-mel as an RGB image (the demo's panel, TensorBoard's images)
+or as a PNG with axes (``tta generate --mel-png``)."""
 
 from __future__ import annotations
 
@@ -8,32 +9,62 @@ import os
 import numpy as np
 import torch
 
+# A dark-to-bright palette (black, purple, red, orange, pale yellow), as RGB anchors.
+_PALETTE = np.array([[0, 0, 4], [80, 18, 123], [182, 54, 121], [251, 136, 97], [252, 253, 191]], dtype=np.float64)
+
+
+def log_mel(wav, sample_rate: int, hop_length: int | None = None) -> np.ndarray:
+    """The AudioLDM log-mel (64 bins, natural log) of ``wav`` [N]: [n_mels, T] (``hop_length`` default 10 ms);
+    an input too short for one frame is padded with silence."""
+    from tta.audio.mel import MelSpectrogram
+
+    mel = MelSpectrogram(sample_rate=sample_rate, hop_length=hop_length or sample_rate // 100, f_max=sample_rate / 2)
+    x = torch.as_tensor(np.asarray(wav, dtype=np.float32)).reshape(-1)
+    if x.numel() <= mel.n_fft // 2:
+        x = torch.nn.functional.pad(x, (0, mel.n_fft // 2 + mel.hop_length - x.numel()))
+    with torch.no_grad():
+        return mel(x).numpy().T
+
+
+def colour_image(values, low: float | None = None, high: float | None = None, bin_height: int = 1) -> np.ndarray:
+    """[H, W] values -> RGB uint8 [H * bin_height, W, 3] in the palette, row 0 drawn at the bottom; values are
+    scaled from ``low`` to ``high`` (default their min and max) and clipped."""
+    a = np.asarray(torch.as_tensor(values, dtype=torch.float64).detach().cpu())
+    low = float(a.min()) if low is None else low
+    high = float(a.max()) if high is None else high
+    level = np.clip((a - low) / max(high - low, 1e-8), 0.0, 1.0)[::-1]
+    pos = level * (len(_PALETTE) - 1)
+    lo = np.minimum(pos.astype(int), len(_PALETTE) - 2)
+    frac = (pos - lo)[..., None]
+    rgb = _PALETTE[lo] * (1.0 - frac) + _PALETTE[lo + 1] * frac
+    return np.repeat(rgb, bin_height, axis=0).round().astype(np.uint8)
+
+
+def spectrogram_image(wav: np.ndarray, sample_rate: int, db_range: float = 80.0, bin_height: int = 3) -> np.ndarray:
+    """An RGB image (uint8 [n_mels * bin_height, T, 3], low frequencies at the bottom) of the log-mel of ``wav``
+    [N], showing ``db_range`` dB below its loudest cell."""
+    db = log_mel(wav, sample_rate) * (20.0 / np.log(10.0))
+    return colour_image(db, db.max() - db_range, db.max(), bin_height)
+
 
 def save_mel_png(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = 16000, title: str = "") -> None:
-    """Write the AudioLDM log-mel (64 bins, 10 ms frames) of ``audio`` [N] to ``path`` as a PNG, written atomically:
-    time on the x axis (seconds), mel bins on the y axis, the natural-log magnitude as colour."""
+    """Write :func:`spectrogram_image` of ``audio`` [N] to ``path`` as a PNG with a time axis (seconds) and mel
+    bins, written atomically (matplotlib, imported when called)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from tta.audio.io import write_atomic
-    from tta.audio.mel import MelSpectrogram
 
-    wav = torch.as_tensor(np.asarray(audio, dtype=np.float32).reshape(-1))
-    mel_module = MelSpectrogram(sample_rate=sample_rate, f_max=sample_rate / 2)
-    if wav.numel() <= mel_module.n_fft // 2:  # too short for a frame: pad with silence
-        wav = torch.nn.functional.pad(wav, (0, mel_module.n_fft // 2 + 1 - wav.numel()))
-    with torch.no_grad():
-        mel = mel_module(wav).numpy().T  # [n_mels, T]
-    seconds = mel.shape[1] * mel_module.hop_length / sample_rate
+    image = spectrogram_image(audio, sample_rate, bin_height=1)
+    seconds = len(np.asarray(audio).reshape(-1)) / sample_rate
     fig, ax = plt.subplots(figsize=(max(4.0, min(12.0, 1.2 * seconds + 2)), 3))
-    image = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, mel.shape[0]))
+    ax.imshow(image, aspect="auto", extent=(0, seconds, 0, image.shape[0]))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("mel bin")
     if title:
         ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, label="ln magnitude")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)

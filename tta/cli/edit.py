@@ -1,6 +1,6 @@
 """``tta edit``: change audio you already have with the text-to-audio model.
 
-Three modes over :meth:`tta.pipeline.TTAPipeline.edit` (one sampler loop for all of them and for generation):
+Three modes over :meth:`tta.pipelines.TTAPipeline.edit` (one sampler loop for all of them and for generation):
 
 * ``tta edit style IN --prompt TEXT [--strength 0.6]``: style transfer; the input noised to ``--strength`` and
   denoised under the prompt (0 = the input's VAE + vocoder round trip, 1 = a new sound of the input's length).
@@ -17,48 +17,36 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import math
 from pathlib import Path
 from typing import Any
 
-from tta.cli.generate import (
-    add_compose_argument,
-    add_peak_limit_arguments,
-    add_retrieval_arguments,
-    check_peak_limit_arg,
-    check_retrieval_args,
+from tta.cli.common import (
+    add_model_arguments,
+    add_output_arguments,
+    add_sampling_arguments,
+    check_common_args,
+    check_flag,
+    check_writable,
+    conditioning_kwargs,
+    load_pipeline,
+    output_folder,
+    resolve_device,
+    slugify,
+    write_output,
 )
-from tta.errors import InputError
 
 MODES = {"style": "style transfer", "inpaint": "inpainting", "superres": "super-resolution"}
 
 
 def register(subparsers) -> None:
-    from tta.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, SUPER_RESOLUTION_PROMPT
-    from tta.sampling.schedulers import DEFAULT_SAMPLER, SAMPLERS
+    from tta.pipelines import SUPER_RESOLUTION_PROMPT
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("input", type=Path, metavar="IN", help="the audio to edit (wav/flac/ogg/mp3, 0.1-60 s)")
     common.add_argument("-o", "--output", default=None, help="a .wav file or a folder (default: outputs/)")
-    common.add_argument("--negative", default=None, help="negative prompt")
-    common.add_argument(
-        "--steps", type=int, default=None, help=f"sampler steps at strength 1 (the model's, else {DEFAULT_STEPS})"
-    )
-    common.add_argument(
-        "--guidance", type=float, default=None, help=f"guidance scale (the model's, else {DEFAULT_GUIDANCE})"
-    )
-    common.add_argument("--seed", type=int, default=None, help="seed (default: random, recorded in the sidecar)")
-    common.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"one of {', '.join(SAMPLERS)} (%(default)s)")
-    common.add_argument("--model", default=None, help="a tta or diffusers AudioLDM folder (default: checkpoints/)")
-    common.add_argument("--device", default="cpu", help="torch device, or auto (default %(default)s)")
-    common.add_argument(
-        "--no-prior", action="store_true", help="condition on the raw CLAP text embedding (skip the model's prior/)"
-    )
-    add_retrieval_arguments(common)
-    add_compose_argument(common)
-    add_peak_limit_arguments(common)
-    common.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_sampling_arguments(common, steps_help="sampler steps at strength 1")
+    add_model_arguments(common)
+    add_output_arguments(common)
 
     p = subparsers.add_parser(
         "edit",
@@ -107,26 +95,15 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
     """Check every argument (and read the input) before any model loads; returns the edit's keyword arguments."""
     from tta.audio.io import SAMPLE_RATE
     from tta.editing import EditRegion, load_edit_audio, parse_range
-    from tta.pipeline import MAX_STEPS
-    from tta.sampling.schedulers import sampler_name
+    from tta.pipelines import checks
 
-    if not args.prompt.strip():
-        raise InputError("empty or whitespace prompt")
-    if not 0.0 <= args.strength <= 1.0:
-        raise InputError(f"--strength must be between 0 and 1, got {args.strength}")
-    if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:
-        raise InputError(f"--steps must be between 1 and {MAX_STEPS}, got {args.steps}")
-    if args.guidance is not None and not math.isfinite(args.guidance):
-        raise InputError(f"--guidance must be a finite number, got {args.guidance}")
-    if args.seed is not None and not 0 <= args.seed < 2**62:
-        raise InputError(f"--seed must be in [0, 2**62), got {args.seed}")
-    check_peak_limit_arg(args)
-    args.sampler = sampler_name(args.sampler)
+    check_flag("--prompt", checks.check_prompts, args.prompt)
+    check_flag("--strength", checks.check_unit, args.strength, "strength")
+    check_common_args(args)
     kwargs: dict[str, Any] = {}
     if args.mode == "inpaint":
-        if not math.isfinite(args.feather) or args.feather < 0:
-            raise InputError(f"--feather must be >= 0 seconds, got {args.feather}")
-        kwargs = {"region": EditRegion(ranges=tuple(parse_range(r) for r in args.ranges)), "feather_s": args.feather}
+        feather = check_flag("--feather", checks.check_feather, args.feather)
+        kwargs = {"region": EditRegion(ranges=tuple(parse_range(r) for r in args.ranges)), "feather_s": feather}
     if args.mode == "superres" and args.cutoff_hz is not None:
         kwargs = {"cutoff_hz": args.cutoff_hz}
     args.audio = load_edit_audio(args.input, None, SAMPLE_RATE)  # refuses non-audio, too long, too short
@@ -137,95 +114,43 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def output_path(output: str | None, input_path: Path, mode: str) -> Path:
     """``output`` if it names a .wav, else ``<output or outputs/>/<input stem>_<mode>.wav``."""
-    from tta.cli.generate import DEFAULT_OUTPUT, slugify
-
-    target = Path(output if output is not None else DEFAULT_OUTPUT).expanduser()
+    target = output_folder(output)
     if target.suffix.lower() == ".wav":
         return target
-    if target.exists() and not target.is_dir():
-        raise InputError(f"-o {target} exists and is not a folder")
     return target / f"{slugify(input_path.stem)}_{mode}.wav"
 
 
 def run(args: argparse.Namespace) -> int:
-    import secrets
-
     from tta.audio.io import SAMPLE_RATE
-    from tta.cli.generate import check_writable, resolve_device
+    from tta.pipelines.checks import random_seed
 
     kwargs = check_args(args)
-    check_retrieval_args(args)
     path = output_path(args.output, args.input, args.mode)
     check_writable([path])
     args.device = resolve_device(args.device)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-
-    from transformers.utils import logging as transformers_logging
-
-    from tta.pipeline import TTAPipeline
-
-    transformers_logging.disable_progress_bar()
-    pipe = TTAPipeline.from_pretrained(args.model, device=args.device)
-    if args.no_prior:
-        pipe.prior = None
-    if args.retrieval is not None:
-        pipe.set_retrieval(args.retrieval, args.top_k)
-    args.steps = pipe.default_steps if args.steps is None else args.steps  # the sidecar records what ran
-    args.guidance = pipe.default_guidance if args.guidance is None else args.guidance
+    pipe, index = load_pipeline(args)
     common = {
         "negative_prompt": args.negative,
         "num_inference_steps": args.steps,
         "guidance_scale": args.guidance,
         "sampler": args.sampler,
-        "seed": seed,
+        "seed": args.seed if args.seed is not None else random_seed(),
         "strength": args.strength,
         "progress": not args.no_progress,
         "peak_limit": args.peak_limit,
-        "compose": args.compose,
+        "loudness": args.loudness,
+        **conditioning_kwargs(args, index),
     }
-    audio, sr = args.audio, SAMPLE_RATE
     if args.mode == "superres":
-        result = pipe.super_resolve(audio, args.prompt, sample_rate=sr, **kwargs, **common)
+        result = pipe.super_resolve(args.audio, args.prompt, sample_rate=SAMPLE_RATE, **kwargs, **common)
     else:
-        result = pipe.edit(audio, args.prompt, sample_rate=sr, **kwargs, **common)
-    region = result.region
+        result = pipe.edit(args.audio, args.prompt, sample_rate=SAMPLE_RATE, **kwargs, **common)
     sidecar = {
+        **result.settings_for(0),
         "mode": args.mode,
         "input": str(args.input.resolve()),
         "input_sha256": hashlib.sha256(args.input.read_bytes()).hexdigest(),
-        "prompt": args.prompt,
-        "negative_prompt": args.negative,
-        "strength": args.strength,
-        "ranges": [list(r) for r in region.ranges] if region is not None and region.ranges else None,
-        "cutoff_hz": region.above_hz if region is not None else None,
-        "feather": getattr(args, "feather", None),
-        "seed": result.seeds[0],
-        "model": pipe.name_or_path,
-        "model_hash": pipe.model_hash,
-        "sampler": args.sampler,
-        "steps": args.steps,
-        "guidance": args.guidance,
-        "prior": pipe.prior is not None,
-        "compose": args.compose,
-        "sources": result.sources[0],
-        "retrieval": str(Path(args.retrieval).resolve()) if pipe.retrieval is not None else None,
-        "top_k": pipe.retrieval_top_k,
-        "retrieved": result.retrieved[0] if result.retrieved is not None else None,
-        "peak_limit": args.peak_limit,
-        "peak_gain": float(result.peak_gains[0]),
-        "sample_rate": pipe.sample_rate,
-        "file": path.name,
-        "num_samples": int(result.audios.shape[1]),
     }
     write_output(path, result.audios[0], pipe.sample_rate, sidecar)
     print(path)
     return 0
-
-
-def write_output(path: Path, audio, sample_rate: int, sidecar: dict[str, Any]) -> None:
-    """The WAV and its JSON sidecar, each written atomically."""
-    from tta.audio.io import save_audio, write_atomic
-    from tta.cli.generate import sidecar_path
-
-    save_audio(path, audio, sample_rate)
-    write_atomic(sidecar_path(path), json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")

@@ -76,7 +76,7 @@ def collect(args: argparse.Namespace) -> list[dict]:
 def build(args: argparse.Namespace) -> int:
     from tta.loading import clap_fingerprint
     from tta.paths import default_model_dir
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
     from tta.retrieval.build import build_index
     from tta.retrieval.index import INFO_NAME, RetrievalIndex
 

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tta.audio.io import SAMPLE_RATE, load_audio, save_audio
     from tta.audio.mel import MelSpectrogram
-    from tta.cli.generate import check_writable
+    from tta.cli.common import check_writable
     from tta.evaluation.reconstruction import reconstruct, round_trip_metrics
 
     # 1. Check the inputs and outputs before any model loads

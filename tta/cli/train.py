@@ -169,7 +169,7 @@ def _eval_generation(args: argparse.Namespace) -> int:
     """Text alignment and FAD of the model's generations (tta.evaluation.generation) against a corpus split."""
     from tta.evaluation.generation import evaluate_text_to_audio
     from tta.paths import cache_dir
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     corpus = Path(args.corpus) if args.corpus else cache_dir() / "corpus"
     if not (corpus / "manifest.jsonl").is_file():

@@ -1,4 +1,4 @@
-"""The Gradio page: a thin layout over :mod:`tta.demo.handlers` (which runs :class:`~tta.pipeline.TTAPipeline`).
+"""The Gradio page: a thin layout over :mod:`tta.demo.handlers` (which runs :class:`~tta.pipelines.TTAPipeline`).
 
 Tabs for text-to-audio and the three edits, one shared settings row (model, negative prompt, steps, guidance,
 seed) and one shared result area (audio player, spectrogram, settings and the CLI line). Requests go through
@@ -12,13 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tta.demo.handlers import MAX_CANDIDATES, MAX_DEMO_DURATION_S, MAX_TOP_K, DemoResult, run_edit, run_generate
+from tta.demo.handlers import DemoResult, run_edit, run_generate
 from tta.demo.models import ModelCache, list_models
 from tta.editing.inputs import MAX_UPLOAD_BYTES
 from tta.errors import TTAError
+from tta.pipelines.checks import RANGES
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+MAX_DEMO_DURATION_S = 30.0  # the page's default cap on generated audio (a server choice; the core allows 60 s)
 
 
 def _gradio():
@@ -61,7 +63,7 @@ def build_demo(
             Generate tab then offers it (loaded once, here).
     """
     from tta.demo.models import sampling_defaults
-    from tta.pipeline import MAX_STEPS, SUPER_RESOLUTION_PROMPT
+    from tta.pipelines import SUPER_RESOLUTION_PROMPT
 
     gr = _gradio()
     models = list_models() if models is None else list(models)
@@ -85,8 +87,10 @@ def build_demo(
             model = gr.Dropdown(models, value=models[0] if models else None, label="Model folder")
             negative = gr.Textbox(label="Negative prompt", placeholder="low quality, noise")
         with gr.Row():
-            steps = gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Steps", elem_id="steps")
-            guidance = gr.Slider(0, 10, value=default_guidance, step=0.1, label="Guidance", elem_id="guidance")
+            steps = gr.Slider(*RANGES["steps"], value=default_steps, step=1, label="Steps", elem_id="steps")
+            guidance = gr.Slider(
+                *RANGES["guidance"], value=default_guidance, step=0.1, label="Guidance", elem_id="guidance"
+            )
             seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
         shared = [negative, steps, guidance, seed]
         model.change(lambda folder: sampling_defaults(folder or default), [model], [steps, guidance])
@@ -98,31 +102,35 @@ def build_demo(
                     duration = gr.Slider(
                         0.5, max_duration_s, value=5.0, step=0.5, label="Duration (s)", elem_id="duration"
                     )
-                    candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates (best by CLAP)")
+                    candidates = gr.Slider(*RANGES["candidates"], value=1, step=1, label="Candidates (best by CLAP)")
                 with gr.Row(visible=index is not None):
                     use_index = gr.Checkbox(
                         value=index is not None,
                         label=f"Retrieve neighbours from {Path(index.folder).name if index else 'an index'}",
                         elem_id="use-retrieval",
                     )
-                    top_k = gr.Slider(0, MAX_TOP_K, value=0, step=1, label="Neighbours (0: the model's)")
+                    top_k = gr.Slider(0, RANGES["top_k"][1], value=0, step=1, label="Neighbours (0: the model's)")
                 gen_button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Tab("Style transfer"):
                 style_in = _upload(gr)
                 style_prompt = gr.Textbox(label="Prompt")
-                style_strength = gr.Slider(0, 1, value=0.6, step=0.05, label="Strength (0: keep, 1: replace)")
+                style_strength = gr.Slider(
+                    *RANGES["strength"], value=0.6, step=0.05, label="Strength (0: keep, 1: replace)"
+                )
                 style_button = gr.Button("Transfer", variant="primary")
             with gr.Tab("Inpainting"):
                 inpaint_in = _upload(gr)
                 inpaint_prompt = gr.Textbox(label="Prompt for the regenerated parts")
                 ranges = gr.Textbox(label="Time ranges to regenerate (s)", placeholder="1.0:2.5, 4:5")
-                inpaint_strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength")
+                inpaint_strength = gr.Slider(*RANGES["strength"], value=1.0, step=0.05, label="Strength")
                 inpaint_button = gr.Button("Inpaint", variant="primary")
             with gr.Tab("Super-resolution"):
                 sr_in = _upload(gr)
                 sr_prompt = gr.Textbox(label="Prompt", value=SUPER_RESOLUTION_PROMPT)
                 cutoff = gr.Number(value=0, label="Cut-off (Hz, 0: detect from the input)")
-                sr_strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength (lower keeps more of the input)")
+                sr_strength = gr.Slider(
+                    *RANGES["strength"], value=1.0, step=0.05, label="Strength (lower keeps more of the input)"
+                )
                 sr_button = gr.Button("Extend bandwidth", variant="primary")
 
         audio = gr.Audio(

@@ -1,34 +1,33 @@
-"""The demo's requests as plain functions over :class:`~tta.pipeline.TTAPipeline`: check the page's values, run
-the pipeline, return the audio, its spectrogram and the settings (with the equivalent CLI line).
+"""The demo's requests as plain functions over :class:`~tta.pipelines.TTAPipeline`: turn the page's values into
+the pipeline's arguments, run it, and return the audio, its spectrogram, the pipeline's own settings and the CLI
+line that reproduces them.
 
-Every bad value raises :class:`~tta.errors.InputError` with a readable message (the page shows it); nothing
-here imports Gradio.
+The limits are the core's (:mod:`tta.pipelines.checks`): the pipeline checks every value and its
+:class:`~tta.errors.InputError` is what the page shows. Each request passes its own retrieval index to the
+pipeline, so requests run concurrently without a lock. Nothing here imports Gradio.
 """
 
 from __future__ import annotations
 
-import math
-import secrets
-import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tta.demo.render import cli_line, spectrogram_image
+from tta.audio.melplot import spectrogram_image
+from tta.cli.common import command_line
 from tta.errors import InputError
+from tta.pipelines.checks import random_seed
+from tta.sampling.shapes import MAX_DURATION_S
 
-MAX_DEMO_DURATION_S = 30.0  # longest audio the page generates (the CLI goes to 60 s)
-MAX_CANDIDATES = 8
-MAX_TOP_K = 16
-_RETRIEVAL_LOCK = threading.Lock()
 EDIT_MODES = ("style", "inpaint", "superres")
 
 
 @dataclass
 class DemoResult:
     """One request's output: ``audio`` int16 [N] at ``sample_rate``, ``image`` uint8 [H, W, 3], the settings used
-    and the CLI line that reproduces them."""
+    (the pipeline's :meth:`~tta.pipelines.TTAPipelineOutput.settings_for`) and the CLI line that reproduces them."""
 
     sample_rate: int
     audio: np.ndarray
@@ -37,56 +36,37 @@ class DemoResult:
     cli: str = ""
 
 
-def _number(value: Any, what: str, low: float, high: float, integer: bool = False) -> float | int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"{what} must be a number, got {value!r}") from err
-    if not math.isfinite(number) or not low <= number <= high:
-        raise InputError(f"{what} must be between {low:g} and {high:g}, got {value!r}")
-    if integer:
-        if number != int(number):
-            raise InputError(f"{what} must be a whole number, got {value!r}")
-        return int(number)
-    return number
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _seed(value: Any) -> int:
-    """A seed from the page: empty or negative means a new random seed."""
-    if value is None or value == "" or (isinstance(value, (int, float)) and value < 0):
-        return secrets.randbelow(2**31)
-    return _number(value, "seed", 0, 2**62 - 1, integer=True)
+def _seed(value: Any) -> Any:
+    """A seed from the page: empty or negative means a new random seed (the pipeline checks the rest)."""
+    if _blank(value) or (isinstance(value, (int, float)) and value < 0):
+        return random_seed()
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _prompt(value: Any, what: str = "prompt") -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(f"the {what} is empty: describe the sound you want")
-    return value.strip()
-
-
-def _common(pipe, negative: Any, steps: Any, guidance: Any, seed: Any) -> dict[str, Any]:
-    from tta.pipeline import MAX_STEPS
-
+def _common(negative: Any, steps: Any, guidance: Any, seed: Any) -> dict[str, Any]:
     return {
-        "negative_prompt": negative.strip() if isinstance(negative, str) and negative.strip() else None,
-        "num_inference_steps": _number(steps, "steps", 1, MAX_STEPS, integer=True),
-        "guidance_scale": _number(guidance, "guidance", 0, 100),
+        "negative_prompt": None if _blank(negative) else str(negative).strip(),
+        "num_inference_steps": steps,
+        "guidance_scale": guidance,
         "seed": _seed(seed),
         "progress": False,
     }
 
 
-def _report_conditioning(settings: dict[str, Any], out) -> None:
-    """Add what the pipeline did on its own: the sounds a composed prompt was split into, the peak gain."""
-    if out.sources is not None and len(out.sources[0]) > 1:
-        settings["sounds"] = out.sources[0]
-    if out.peak_gains is not None and out.peak_gains[0] < 1.0:
-        settings["peak_gain"] = round(float(out.peak_gains[0]), 4)
+def _prompt(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
 
 
-def _result(pipe, wav: np.ndarray, settings: dict[str, Any], cli: str) -> DemoResult:
+def _result(pipe, out, command: list[str], extra: dict[str, Any] | None = None) -> DemoResult:
+    settings = {**(extra or {}), **out.settings_for(0)}
+    wav = out.audios[0]
     pcm = (np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0) * 32767).round().astype(np.int16)
-    return DemoResult(pipe.sample_rate, pcm, spectrogram_image(wav, pipe.sample_rate), settings, cli)
+    image = spectrogram_image(wav, pipe.sample_rate)
+    return DemoResult(pipe.sample_rate, pcm, image, settings, command_line(settings, command))
 
 
 def run_generate(
@@ -98,44 +78,26 @@ def run_generate(
     guidance: Any = 2.5,
     seed: Any = None,
     candidates: Any = 1,
-    max_duration_s: float = MAX_DEMO_DURATION_S,
+    max_duration_s: float = MAX_DURATION_S,
     retrieval=None,
     top_k: Any = None,
 ) -> DemoResult:
     """Text to audio, as ``tta generate``; with ``retrieval`` (a :class:`~tta.retrieval.RetrievalIndex`), as
-    ``tta generate --retrieval INDEX --top-k K`` (the settings list the clips retrieved)."""
-    prompt = _prompt(prompt)
-    duration = _number(duration, "duration (seconds)", 0.1, max_duration_s)
-    n_cand = _number(candidates, "candidates", 1, MAX_CANDIDATES, integer=True)
-    kw = _common(pipe, negative, steps, guidance, seed)
-    if retrieval is not None:
-        top_k = None if top_k in (None, "", 0) else _number(top_k, "top k", 1, MAX_TOP_K, integer=True)
-    with _RETRIEVAL_LOCK:  # the index is pipeline state: set and used by one request at a time
-        pipe.set_retrieval(retrieval, top_k)
-        try:
-            out = pipe(prompt, audio_length_in_s=duration, num_candidates=n_cand, **kw)
-        finally:
-            pipe.set_retrieval(None)
-    options = {
-        "negative": kw["negative_prompt"],
-        "duration": duration,
-        "steps": kw["num_inference_steps"],
-        "guidance": kw["guidance_scale"],
-        "seed": kw["seed"],
-        "candidates": n_cand,
-        "model": pipe.name_or_path,
-    }
-    if retrieval is not None:
-        options.update(retrieval=retrieval.folder, top_k=top_k)
-    settings = {"mode": "generate", "prompt": prompt, **options, "seed": out.seeds[0]}
-    if out.retrieved is not None:
-        settings["retrieved"] = [
-            {"text": part["text"], "clips": [clip["id"] for clip in part["clips"]]} for part in out.retrieved[0]
-        ]
-    if out.clap_scores is not None:
-        settings["clap_score"] = round(float(out.clap_scores[0]), 4)
-    _report_conditioning(settings, out)
-    return _result(pipe, out.audios[0], settings, cli_line(["tta", "generate", prompt], options))
+    ``tta generate --retrieval INDEX --top-k K`` (the settings list the clips retrieved). ``max_duration_s``
+    is the page's own cap (a server may serve shorter clips than the CLI makes)."""
+    from tta.pipelines.checks import check_number
+
+    duration = check_number(duration, "duration (seconds)", 0.0, max_duration_s)
+    top_k = None if retrieval is None or top_k in (None, "", 0) else top_k
+    out = pipe(
+        _prompt(prompt),
+        audio_length_in_s=duration,
+        num_candidates=candidates,
+        retrieval=retrieval,
+        top_k=top_k,
+        **_common(negative, steps, guidance, seed),
+    )
+    return _result(pipe, out, ["tta", "generate", out.prompts[0]], {"mode": "generate"})
 
 
 def run_edit(
@@ -161,41 +123,25 @@ def run_edit(
         ranges: inpainting time ranges as text, ``"1.0:2.5, 3:4"``.
         cutoff_hz: super-resolution cut-off; empty or 0 detects it from the input.
     """
-    from pathlib import Path
-
     from tta.editing import EditRegion, parse_range
 
     if mode not in EDIT_MODES:
         raise InputError(f"unknown edit mode {mode!r}; one of {', '.join(EDIT_MODES)}")
     if not upload:
         raise InputError("upload an audio file to edit first")
+    strength = (0.6 if mode == "style" else 1.0) if _blank(strength) else strength
+    kw = {"strength": strength, **_common(negative, steps, guidance, seed)}
     prompt = _prompt(prompt)
-    strength = _number(
-        0.6 if strength is None and mode == "style" else 1.0 if strength is None else strength, "strength", 0, 1
-    )
-    kw = _common(pipe, negative, steps, guidance, seed)
-    options: dict[str, Any] = {"prompt": prompt, "strength": strength}
     if mode == "inpaint":
         parts = [p for p in str(ranges or "").replace(";", ",").split(",") if p.strip()]
         if not parts:
             raise InputError("give the time ranges to regenerate, e.g. 1.0:2.5, 3:4 (seconds)")
-        spans = tuple(parse_range(p) for p in parts)
-        feather = _number(feather, "feather (seconds)", 0, 1)
-        out = pipe.edit(upload, prompt, strength=strength, region=EditRegion(ranges=spans), feather_s=feather, **kw)
-        options.update(range=[f"{a:g}:{b:g}" for a, b in out.region.ranges], feather=feather)
+        region = EditRegion(ranges=tuple(parse_range(p) for p in parts))
+        out = pipe.edit(upload, prompt, region=region, feather_s=feather, **kw)
     elif mode == "superres":
-        cutoff = None if cutoff_hz in (None, "", 0) else _number(cutoff_hz, "cut-off (Hz)", 1, pipe.sample_rate / 2)
-        out = pipe.super_resolve(upload, prompt, cutoff_hz=cutoff, strength=strength, **kw)
-        options["cutoff_hz"] = out.region.above_hz
+        cutoff = None if cutoff_hz in (None, "", 0) else cutoff_hz
+        out = pipe.super_resolve(upload, prompt, cutoff_hz=cutoff, **kw)
     else:
-        out = pipe.edit(upload, prompt, strength=strength, **kw)
-    options.update(
-        negative=kw["negative_prompt"],
-        steps=kw["num_inference_steps"],
-        guidance=kw["guidance_scale"],
-        seed=kw["seed"],
-        model=pipe.name_or_path,
-    )
-    settings = {"mode": mode, "input": Path(upload).name, **options}
-    _report_conditioning(settings, out)
-    return _result(pipe, out.audios[0], settings, cli_line(["tta", "edit", mode, Path(upload).name], options))
+        out = pipe.edit(upload, prompt, **kw)
+    name = Path(upload).name
+    return _result(pipe, out, ["tta", "edit", mode, name, "--prompt", out.prompts[0]], {"input": name})

@@ -37,7 +37,7 @@ def sampling_defaults(folder: str | Path | None) -> tuple[int, float]:
     the pipeline's general defaults for no folder or one that has none (a broken folder errors at load time)."""
     from tta.errors import TTAError
     from tta.loading import check_sampling_defaults, read_model_index
-    from tta.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+    from tta.pipelines import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
     own: dict = {}
     if folder:
@@ -49,7 +49,7 @@ def sampling_defaults(folder: str | Path | None) -> tuple[int, float]:
 
 
 class ModelCache:
-    """Loads a :class:`~tta.pipeline.TTAPipeline` on first use and keeps it; asking for another folder drops the
+    """Loads a :class:`~tta.pipelines.TTAPipeline` on first use and keeps it; asking for another folder drops the
     previous one first, so memory holds one model. Thread-safe (Gradio runs handlers in threads)."""
 
     def __init__(self, device: str = "cpu"):
@@ -61,7 +61,7 @@ class ModelCache:
 
     def get(self, path: str | None):
         """The pipeline for model folder ``path``; :class:`ModelLoadError` with a readable message if none."""
-        from tta.pipeline import TTAPipeline
+        from tta.pipelines import TTAPipeline
 
         if not path:
             raise ModelLoadError(

@@ -79,7 +79,7 @@ def build_index(
 
     Args:
         entries: dicts with ``path`` and ``captions`` (the rest is kept as metadata).
-        pipe: a :class:`~tta.pipeline.TTAPipeline` whose CLAP has an audio tower.
+        pipe: a :class:`~tta.pipelines.TTAPipeline` whose CLAP has an audio tower.
         clap_fingerprint: of the model's CLAP (recorded; an index of another CLAP cannot be reused).
         previous: an index to reuse unchanged recordings' vectors from.
         kind: FAISS index kind (:func:`tta.retrieval.index.build_faiss`).
