@@ -13,7 +13,8 @@ from tests.conftest import CLAP_DIM
 from tta.errors import InputError
 from tta.training.ema import ema_weights
 from tta.training.latent_cache import LatentCache
-from tta.training.ldm import LdmTrainer, prompt_class
+from tta.training.ldm import LdmTrainer
+from tta.training.ldm_eval import prompt_class
 
 TINY_UNET = dict(
     in_channels=4,
@@ -83,14 +84,12 @@ def test_objective_matches_its_formulas(tmp_path, corpus, components):
         ("v_prediction", a.sqrt() * eps - (1 - a).sqrt() * z0, snr + 1),
         ("epsilon", eps, snr),
     ):
-        trainer = ldm_trainer(tmp_path / kind, corpus, components, prediction_type=kind, min_snr_gamma=5.0)
-        trainer.build_frozen()
-        torch.testing.assert_close(trainer.target(z0, eps, t), want_target, rtol=1e-5, atol=1e-5)
+        objective = ldm_trainer(tmp_path / kind, corpus, components, prediction_type=kind, min_snr_gamma=5.0).objective
+        torch.testing.assert_close(objective.target(z0, eps, t), want_target, rtol=1e-5, atol=1e-5)
         want_w = torch.clamp(snr, max=5.0) / denom
-        torch.testing.assert_close(trainer.loss_weights(t).double(), want_w, rtol=1e-5, atol=1e-6)
-    plain = ldm_trainer(tmp_path / "plain", corpus, components, min_snr_gamma=None)
-    plain.build_frozen()
-    assert torch.equal(plain.loss_weights(t), torch.ones(4))
+        torch.testing.assert_close(objective.weights(t).double(), want_w, rtol=1e-5, atol=1e-6)
+    plain = ldm_trainer(tmp_path / "plain", corpus, components, min_snr_gamma=None).objective
+    assert torch.equal(plain.weights(t), torch.ones(4))
 
 
 def test_conditions_mix_audio_text_and_the_empty_text(tmp_path, corpus, components):
@@ -100,7 +99,7 @@ def test_conditions_mix_audio_text_and_the_empty_text(tmp_path, corpus, componen
     for drop, text in ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)):
         trainer = ldm_trainer(tmp_path / f"{drop}{text}", corpus, components, cond_drop_prob=drop, text_cond_prob=text)
         trainer.build_frozen()
-        expect[(drop, text)] = trainer.conditions(audio_emb, captions)
+        expect[(drop, text)] = trainer.conditioner(audio_emb, captions)
         clap = trainer.clap
     torch.testing.assert_close(expect[(0.0, 0.0)], audio_emb)
     torch.testing.assert_close(expect[(1.0, 0.0)], clap.encode_text([""]).expand(2, -1))
@@ -123,7 +122,7 @@ def test_trains_evaluates_and_exports_a_pipeline_folder(tmp_path, corpus, compon
         sampling_defaults={"guidance_scale": 4.0},
     )
     metrics = trainer.fit()
-    assert np.isfinite(metrics["val_mse"]) and 0.0 <= metrics["gen_top1"] <= 1.0
+    assert np.isfinite(metrics["val_mse"])
     assert {f"cond_gain_t{t}" for t in trainer.eval_timesteps} <= set(metrics)
     pipe = TTAPipeline.from_pretrained(tmp_path / "model")
     assert pipe.scheduler_config["prediction_type"] == "v_prediction"
@@ -135,6 +134,45 @@ def test_trains_evaluates_and_exports_a_pipeline_folder(tmp_path, corpus, compon
             torch.testing.assert_close(p, ema.state_dict()[name])
     out = pipe("typing", audio_length_in_s=0.5, num_inference_steps=2, seed=0, progress=False)
     assert out.audios.shape == (1, 8000) and np.isfinite(out.audios).all()
+
+    # gen_top1 worked out again: the exported model (the EMA weights the evaluation ran on) generates the eval
+    # prompts; the CLAP ranks "the sound of {class}" for the two corpus classes; the third prompt names both
+    from tta.data.captions import class_prompt
+    from tta.evaluation.clap_zero_shot import embed_clips
+
+    again = pipe(
+        trainer.eval_prompts, audio_length_in_s=0.5, num_inference_steps=2, guidance_scale=3.0, seed=0, progress=False
+    ).audios
+    classes = ["birds chirping", "typing"]
+    text = torch.nn.functional.normalize(pipe.clap.encode_text([class_prompt(c) for c in classes]), dim=-1)
+    best = (embed_clips(pipe.clap, [torch.as_tensor(a) for a in again[:2]]) @ text.T).argmax(dim=1).tolist()
+    wanted = ["typing", "birds chirping"]
+    assert metrics["gen_top1"] == sum(classes[b] == w for b, w in zip(best, wanted)) / 2
+
+
+def test_prompt_class_hits_score_generations_by_the_clap_ranking():
+    """A stand-in CLAP that hears loud audio as typing and quiet audio as birds: the hits are known."""
+    from tta.training.ldm_eval import prompt_class_hits
+
+    class TwoClassClap:
+        sample_rate = 16000
+
+        def encode_text(self, texts):
+            return torch.tensor([[1.0, 0.0] if "typing" in t else [0.0, 1.0] for t in texts])
+
+        def encode_audio(self, wav):
+            return torch.stack(
+                [torch.tensor([1.0, 0.1]) if w.abs().max() > 0.5 else torch.tensor([0.1, 1.0]) for w in wav]
+            )
+
+    prompts = ["typing", "birds chirping in a tree", "typing while birds chirping", "a cow"]
+    classes = ["birds chirping", "typing"]
+    loud, quiet = torch.ones(8000) * 0.9, torch.ones(8000) * 0.1
+    clap = TwoClassClap()
+    assert prompt_class_hits(clap, torch.stack([loud, quiet, loud, loud]), prompts, classes) == [True, True]
+    assert prompt_class_hits(clap, torch.stack([quiet, quiet, loud, quiet]), prompts, classes) == [False, True]
+    assert prompt_class_hits(clap, torch.stack([quiet, loud]), prompts[:2], classes) == [False, False]
+    assert prompt_class_hits(clap, torch.stack([loud]), ["a cow"], classes) == []
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path, corpus, components):
@@ -278,13 +316,14 @@ def test_retrieval_neighbours_skip_the_crops_own_recordings_and_follow_the_drops
     from tta.retrieval import RetrievalIndex
 
     index = RetrievalIndex.load(corpus_index)
-    trainer = ldm_trainer(tmp_path / "run", corpus, components, retrieval=corpus_index, retrieval_top_k=2)
-    trainer.retrieval_drop_prob = trainer.retrieval_only_prob = 0.0
+    drops = dict(retrieval_drop_prob=0.0, retrieval_only_prob=0.0)
+    trainer = ldm_trainer(tmp_path / "run", corpus, components, retrieval=corpus_index, retrieval_top_k=2, **drops)
     trainer.build_frozen()
+    conditioner = trainer.conditioner
     d = CLAP_DIM
     feat = trainer.index.latent.shape[1] + d + 2
     cond = torch.randn(3, d)
-    rows = trainer.neighbours(
+    rows = conditioner.neighbours(
         cond, ["a tone sound"] * 3, ["tone1", "tone3+tone5", "clicks0"], torch.zeros(3, dtype=bool)
     )
     assert rows.shape == (3, d + 2 * feat)
@@ -303,11 +342,11 @@ def test_retrieval_neighbours_skip_the_crops_own_recordings_and_follow_the_drops
     assert "tone1" not in first and set(first) <= tones  # found by caption, never the crop's own recording
     assert not {"tone3", "tone5"} & set(second) and set(second) <= tones
     assert set(third) <= tones  # the caption decides, not the crop's class
-    dropped = trainer.neighbours(cond, ["a tone sound"] * 3, ["tone1"] * 3, torch.tensor([True, False, False]))
+    dropped = conditioner.neighbours(cond, ["a tone sound"] * 3, ["tone1"] * 3, torch.tensor([True, False, False]))
     assert not dropped[0, d:].any() and dropped[1, d:].any()  # dropped for guidance: no neighbours either
-    trainer.retrieval_only_prob = 1.0
-    only = trainer.neighbours(cond, ["a tone sound"] * 3, ["tone1"] * 3, torch.zeros(3, dtype=bool))
-    torch.testing.assert_close(only[:, :d], trainer.null_embedding("cpu").expand(3, -1))  # neighbours alone
+    conditioner.retrieval_only_prob = 1.0
+    only = conditioner.neighbours(cond, ["a tone sound"] * 3, ["tone1"] * 3, torch.zeros(3, dtype=bool))
+    torch.testing.assert_close(only[:, :d], conditioner.null_embedding("cpu").expand(3, -1))  # neighbours alone
     assert only[:, d:].any(dim=1).all()
 
 
@@ -337,8 +376,9 @@ def test_retrieval_training_warm_starts_a_plain_model_and_exports_a_retrieval_on
     moved = pipe.unet.unet.state_dict()
     same = [n for n, p in plain_unet.state_dict().items() if ".attn2." not in n and torch.equal(moved[n], p)]
     assert len(same) < len(moved) // 2  # it trained from the plain weights (lr 1e-3 moves nearly all)
-    pipe.set_retrieval(corpus_index)
-    out = pipe("a tone sound", audio_length_in_s=0.5, num_inference_steps=2, seed=0, progress=False)
+    out = pipe(
+        "a tone sound", audio_length_in_s=0.5, num_inference_steps=2, seed=0, progress=False, retrieval=corpus_index
+    )
     assert out.audios.shape == (1, 8000) and out.retrieved[0][0]["clips"]
     with pytest.raises(InputError, match="retrieval_top_k"):
         ldm_trainer(tmp_path / "bad", corpus, components, retrieval=corpus_index, retrieval_top_k=0)

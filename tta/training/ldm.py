@@ -1,25 +1,22 @@
 """The latent diffusion stage: a UNet learns to denoise VAE latents of corpus crops, conditioned on CLAP.
 
-AudioLDM's trick (Liu et al. 2023, "AudioLDM: Text-to-Audio Generation with Latent Diffusion Models", sec. 2.2):
-train on the CLAP *audio* embedding of each crop, so no caption is needed, and sample on the CLAP *text*
-embedding of the prompt, which lives in the same space. With probability ``text_cond_prob`` a crop is
-conditioned on the text embedding of its caption instead (the corpus has captions; this narrows the gap
-between the two modalities the UNet sees). With probability ``cond_drop_prob`` the condition is replaced by
-the embedding of the empty text, which is what the pipeline uses as the unconditional branch of
-classifier-free guidance (its default negative prompt), so training and sampling agree.
+The stage wires parts that each do one job:
 
-The VAE, the vocoder and the CLAP are trained stages (``checkpoints/`` by default) and stay frozen. Latents are
-the VAE posterior's samples times its ``scaling_factor``, from random crops with the corpus augmentations and
-a random gain. On a CPU the VAE encoder costs about as much as a step of the small UNet, so with
-``latent_cache_slots`` > 0 the latents and CLAP audio embeddings of ``latent_cache_slots`` epochs of crops are
-encoded once and cycled through (:mod:`tta.training.latent_cache`); 0 encodes every crop afresh.
+* the frozen VAE, vocoder, CLAP and retrieval index, and the exported model folder: :mod:`tta.training.ldm_parts`;
+* waveform -> log-mel -> latents: the pipeline's own codec (:func:`tta.pipelines.codec.encode_mel`, a posterior
+  sample times the VAE's ``scaling_factor``), on random crops with the corpus augmentations and a random gain;
+* the condition of each crop (AudioLDM's audio embedding, caption text, the empty text for guidance,
+  neighbours): :class:`tta.training.ldm_conditioning.TrainingConditioner`;
+* the objective (v or epsilon, min-SNR weights): :class:`tta.training.diffusion_loss.DiffusionLoss`;
+* the encoded-crop cache: :mod:`tta.training.latent_cache`; the metrics: :mod:`tta.training.ldm_eval`.
 
-Objective: ``prediction_type="v_prediction"`` by default (Salimans & Ho 2022, "Progressive Distillation for Fast
-Sampling of Diffusion Models"): the target has unit variance at every noise level, so the loss is balanced
-across timesteps, and the model stays accurate at the high-noise end, which few-step samplers (DPM-Solver++
-at 10-25 steps) visit with large strides. ``"epsilon"`` (AudioLDM's choice) is available. ``min_snr_gamma``
-weights the loss by min-SNR-gamma (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting
-Strategy"); for v-prediction that weight is min(SNR, gamma) / (SNR + 1), which under AudioLDM's schedule gives
+On a CPU the VAE encoder costs about as much as a step of the small UNet, so with ``latent_cache_slots`` > 0 the
+latents and CLAP audio embeddings of ``latent_cache_slots`` epochs of crops are encoded once and cycled through;
+0 encodes every crop afresh.
+
+*Objective.* ``prediction_type="v_prediction"`` by default: the target has unit variance at every noise level, so
+the loss is balanced across timesteps, and the model stays accurate at the high-noise end, which few-step
+samplers (DPM-Solver++ at 10-25 steps) visit with large strides. min-SNR-gamma under AudioLDM's schedule gives
 the noisier half of the timesteps (SNR < 0.13) about 5% of the total: the steps where the sound's class is
 decided barely trained, and our first default model ignored its condition there. The default is the plain v-MSE.
 
@@ -30,34 +27,22 @@ weights, moved by Adam at the common learning rate, kept their initial scale (me
 rate and (in a fresh run) s times the initial scale: exactly what feeding it the embedding times s would do
 (s = sqrt(512) makes the entries unit-variance; ``configs/train/ldm.yaml`` uses it; 1 leaves the projection as
 diffusers builds it), while the saved UNet takes the plain embedding, as AudioLDM's does.
-
-The export is a complete model folder (UNet + the frozen VAE, vocoder and CLAP + the noise schedule) that
-``TTAPipeline.from_pretrained`` and ``tta generate --model`` load.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from tta.errors import InputError
 from tta.training.audio_stage import AudioStageTrainer
+from tta.training.diffusion_loss import DiffusionLoss
+from tta.training.ldm_eval import DEFAULT_EVAL_PROMPTS
 
-DEFAULT_EVAL_PROMPTS = (
-    "a dog barking",
-    "rain falling",
-    "a cow mooing",
-    "footsteps on gravel",
-    "a man giving a speech",
-    "birds chirping",
-    "an explosion",
-    "a dog barking in the rain",
-)
+CACHE_SETTINGS = ("seed", "train_split", "clip_seconds", "mix_prob", "augment", "gain_db", "speech_music_frac")
 
 
 class LdmTrainer(AudioStageTrainer):
@@ -127,48 +112,41 @@ class LdmTrainer(AudioStageTrainer):
     ):
         kwargs.setdefault("clip_seconds", 2.56)
         super().__init__(**kwargs)
+        from tta.loading import check_sampling_defaults
+        from tta.models.unet import AUDIOLDM_S_UNET
         from tta.sampling.schedulers import AUDIOLDM_SCHEDULER
 
-        if prediction_type not in ("v_prediction", "epsilon"):
-            raise InputError(f"prediction_type must be 'v_prediction' or 'epsilon', got {prediction_type!r}")
-        probs = (cond_drop_prob, text_cond_prob, retrieval_drop_prob, retrieval_only_prob)
-        names = ("cond_drop_prob", "text_cond_prob", "retrieval_drop_prob", "retrieval_only_prob")
-        for name, p in zip(names, probs):
+        probs = dict(
+            cond_drop_prob=cond_drop_prob,
+            text_cond_prob=text_cond_prob,
+            retrieval_drop_prob=retrieval_drop_prob,
+            retrieval_only_prob=retrieval_only_prob,
+        )
+        for name, p in probs.items():
+            setattr(self, name, p)
             if not 0.0 <= p <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {p}")
-        self.model_kwargs = dict(model or {})
-        self.components = components
-        self.prediction_type = prediction_type
-        self.noise_schedule = {**AUDIOLDM_SCHEDULER, **(noise_schedule or {}), "prediction_type": prediction_type}
-        self.cond_drop_prob = cond_drop_prob
-        self.text_cond_prob = text_cond_prob
-        self.min_snr_gamma = min_snr_gamma
         if not condition_scale > 0:
             raise InputError(f"condition_scale must be > 0, got {condition_scale}")
-        self.condition_scale = float(condition_scale)
-        self.eval_prompts = list(eval_prompts)
-        self.eval_steps = eval_steps
-        self.eval_guidance = eval_guidance
-        self.eval_seconds_generated = eval_seconds_generated
-        self.eval_timesteps = [int(t) for t in eval_timesteps]
         if latent_cache_slots < 0:
             raise InputError(f"latent_cache_slots must be >= 0, got {latent_cache_slots}")
-        self.latent_cache_slots = int(latent_cache_slots)
-        from tta.loading import check_sampling_defaults
-
-        self.sampling_defaults = check_sampling_defaults(dict(sampling_defaults or {}), "sampling_defaults")
-        self.retrieval = retrieval
         if isinstance(retrieval_top_k, bool) or not isinstance(retrieval_top_k, int) or retrieval_top_k < 1:
             raise InputError(f"retrieval_top_k must be an integer >= 1, got {retrieval_top_k!r}")
+        self.noise_schedule = {**AUDIOLDM_SCHEDULER, **(noise_schedule or {}), "prediction_type": prediction_type}
+        self.objective = DiffusionLoss(self.noise_schedule, prediction_type, min_snr_gamma)
+        self.model_kwargs = dict(model or {})
+        self.components = components
+        self.condition_scale = float(condition_scale)
+        self.eval_prompts = list(eval_prompts)
+        self.eval_steps, self.eval_guidance = eval_steps, eval_guidance
+        self.eval_seconds_generated = eval_seconds_generated
+        self.eval_timesteps = [int(t) for t in eval_timesteps]
+        self.latent_cache_slots = int(latent_cache_slots)
+        self.sampling_defaults = check_sampling_defaults(dict(sampling_defaults or {}), "sampling_defaults")
+        self.retrieval = retrieval
         self.retrieval_top_k = retrieval_top_k
         self.retrieval_token_dim = int(retrieval_token_dim)
-        self.retrieval_drop_prob = retrieval_drop_prob
-        self.retrieval_only_prob = retrieval_only_prob
-        self.index = None
-        self._caption_cache: dict[str, torch.Tensor] = {}
-        self._frozen_built = False
-        from tta.models.unet import AUDIOLDM_S_UNET
-
+        self.parts = None  # FrozenParts, loaded once by build_frozen
         levels = len(self.model_kwargs.get("block_out_channels", AUDIOLDM_S_UNET["block_out_channels"]))
         self.unet_factor = 2 ** (levels - 1)
 
@@ -179,57 +157,43 @@ class LdmTrainer(AudioStageTrainer):
         return Path(self.components) if self.components is not None else default_model_dir()
 
     def build_frozen(self) -> None:
-        """Load the VAE, vocoder and CLAP (frozen, eval mode) and the forward process (once)."""
-        if self._frozen_built:
+        """Load the VAE, vocoder, CLAP and index (frozen) and the crops' conditioner (once)."""
+        if self.parts is not None:
             return
-        from diffusers import DDPMScheduler
-
-        from tta.loading import load_vae, load_vocoder
-        from tta.models.clap import load_clap
         from tta.models.vae import vae_downsample_factor
+        from tta.training.ldm_conditioning import TrainingConditioner, source_groups
+        from tta.training.ldm_parts import load_frozen_parts
 
-        folder = self.components_dir()
-        self.vae = load_vae(folder).requires_grad_(False)
-        self.vocoder = load_vocoder(folder).requires_grad_(False)
-        self.clap = load_clap(folder / "clap").requires_grad_(False)
-        if self.vocoder.config.model_in_dim != self.mel.n_mels:
-            raise InputError(
-                f"the vocoder in {folder} takes {self.vocoder.config.model_in_dim} mel bins; the mel front-end "
-                f"makes {self.mel.n_mels}"
-            )
-        self.noise = DDPMScheduler.from_config(
-            {k: v for k, v in self.noise_schedule.items() if k in DDPM_KEYS}, prediction_type=self.prediction_type
-        )
-        self._null_embedding: torch.Tensor | None = None
-        self.vae_factor = vae_downsample_factor(self.vae)
-        self.frames_multiple = self.vae_factor * self.unet_factor
-        if self.retrieval is not None:
-            from tta.loading import clap_fingerprint
-            from tta.retrieval import RetrievalIndex
-
-            self.index = RetrievalIndex.load(self.retrieval)
-            from tta.models.vae import latent_grid
-
-            grid = latent_grid(self.vae, self.mel.n_mels)
-            fingerprint = clap_fingerprint(folder / "clap")
-            self.index.check_compatible(fingerprint, self.clap.embedding_dim, grid, f"retrieval {self.retrieval}")
+        parts = load_frozen_parts(self.components_dir(), self.mel.n_mels, self.retrieval)
+        self.vae, self.vocoder, self.clap, self.index = parts.vae, parts.vocoder, parts.clap, parts.index
+        self.frames_multiple = vae_downsample_factor(self.vae) * self.unet_factor
         frames = int(round(self.clip_seconds * self.mel.sample_rate)) // self.hop
         if frames < self.frames_multiple:
             raise InputError(
                 f"clip_seconds={self.clip_seconds} gives {frames} mel frames; the VAE and UNet need at least "
                 f"{self.frames_multiple}"
             )
-        self._frozen_built = True
+        groups = None
+        if self.index is not None:
+            from tta.data.summary import read_manifest
 
-    def null_embedding(self, device) -> torch.Tensor:
-        """[1, D]: the CLAP embedding of the empty text (the unconditional condition)."""
-        if self._null_embedding is None:
-            with torch.no_grad():
-                self._null_embedding = self.clap.encode_text([""]).float()
-        return self._null_embedding.to(device)
+            groups = source_groups(read_manifest(self.corpus_root()), self.index)
+        self.conditioner = TrainingConditioner(
+            self.clap,
+            self.cond_drop_prob,
+            self.text_cond_prob,
+            self.index,
+            self.retrieval_top_k,
+            self.retrieval_drop_prob,
+            self.retrieval_only_prob,
+            groups,
+        )
+        self.parts = parts
 
     # -- hooks --
     def build_model(self):
+        from diffusers import UNet2DConditionModel
+
         from tta.models.unet import build_unet
 
         self.build_frozen()
@@ -247,8 +211,6 @@ class LdmTrainer(AudioStageTrainer):
                 f"the UNet's condition is {unet.config.projection_class_embeddings_input_dim}-d; the CLAP's "
                 f"embeddings are {self.clap.embedding_dim}-d"
             )
-        from diffusers import UNet2DConditionModel
-
         with torch.no_grad():
             unet.class_embedding.weight.mul_(self.condition_scale)
         if self.index is not None:
@@ -304,10 +266,8 @@ class LdmTrainer(AudioStageTrainer):
 
         self.build_frozen()
         folder = self.components_dir()
-        settings = {
-            k: getattr(self, k) for k in ("seed", "train_split", "clip_seconds", "mix_prob", "augment", "gain_db")
-        }
-        settings.update(speech_music_frac=self.speech_music_frac, mel=repr(self.mel.mel_basis.shape))
+        settings = {k: getattr(self, k) for k in CACHE_SETTINGS}
+        settings["mel"] = repr(self.mel.mel_basis.shape)
         fingerprint = json.dumps(
             {"vae": model_hash(folder / "vae"), "clap": model_hash(folder / "clap"), **settings}, sort_keys=True
         )
@@ -324,8 +284,7 @@ class LdmTrainer(AudioStageTrainer):
     @torch.no_grad()
     def encode_items(self, items: list[dict], generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Corpus items -> {"latents", "audio_emb"} (what the cache stores; random gain from ``generator``)."""
-        wav = self.collate(items)["audio"]
-        wav = self.random_gain(wav, generator=generator)
+        wav = self.random_gain(self.collate(items)["audio"], generator=generator)
         return {"latents": self.latents(wav, generator=generator), "audio_emb": self.audio_embeddings(wav)}
 
     def collate(self, items: list[dict]) -> dict:
@@ -341,106 +300,26 @@ class LdmTrainer(AudioStageTrainer):
                 "ids": ids,
             }
         wav = super().collate(items)
+        return {"audio": self.whole_grid(wav), "captions": captions, "ids": ids}
+
+    def whole_grid(self, wav: torch.Tensor) -> torch.Tensor:
+        """Waveforms [..., N] cut to whole multiples of the latent grid (``hop * frames_multiple`` samples)."""
         n = wav.shape[-1] // (self.hop * self.frames_multiple) * (self.hop * self.frames_multiple)
-        return {"audio": wav[:, :n], "captions": captions, "ids": ids}
+        return wav[..., :n]
 
     @torch.no_grad()
-    def latents(self, wav: torch.Tensor, sample: bool = True, generator=None) -> torch.Tensor:
-        """Waveforms [B, N] -> scaled VAE latents [B, C, T / f, n_mels / f] (posterior sample, or its mode)."""
+    def latents(self, wav: torch.Tensor, generator=None) -> torch.Tensor:
+        """Waveforms [B, N] -> scaled VAE latents [B, C, T / f, n_mels / f]: a posterior sample (noise from
+        ``generator``, else torch's RNG), through the pipeline's codec."""
+        from tta.pipelines.codec import encode_mel
+
         self.vae.to(wav.device)
-        mel = self.log_mel(wav)[:, None]
-        posterior = self.vae.encode(mel).latent_dist
-        if sample:
-            noise = torch.randn(posterior.mean.shape, generator=generator, device=wav.device)
-            z = posterior.mean + posterior.std * noise
-        else:
-            z = posterior.mode()
-        return z * self.vae.config.scaling_factor
+        return encode_mel(self.vae, self.log_mel(wav)[:, None], sample=True, generator=generator)
 
     @torch.no_grad()
     def audio_embeddings(self, wav: torch.Tensor) -> torch.Tensor:
         """Waveforms [B, N] -> CLAP audio embeddings [B, D] (float32)."""
         return self.clap.to(wav.device).encode_audio(wav).float()
-
-    @torch.no_grad()
-    def conditions(self, audio_emb: torch.Tensor, captions: list[str], ids: list[str] | None = None) -> torch.Tensor:
-        """[B, D]: each crop's CLAP audio embedding ``audio_emb``; with ``text_cond_prob`` its caption's text
-        embedding instead; with ``cond_drop_prob`` the empty text's embedding (torch RNG: resumes are exact).
-        With a retrieval index, each row is followed by the crop's neighbours' features (:meth:`neighbours`)."""
-        cond, drop = self._film_conditions(audio_emb, captions)
-        if self.index is None:
-            return cond
-        return self.neighbours(cond, captions, ids or [""] * len(captions), drop)
-
-    def _film_conditions(self, audio_emb: torch.Tensor, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        cond = audio_emb.float().clone()
-        b = cond.shape[0]
-        use_text = torch.rand(b) < self.text_cond_prob
-        if use_text.any():
-            idx = use_text.nonzero()[:, 0].tolist()
-            cond[use_text.to(cond.device)] = self.clap.encode_text([captions[i] for i in idx]).float()
-        drop = (torch.rand(b) < self.cond_drop_prob).to(cond.device)
-        return torch.where(drop[:, None], self.null_embedding(cond.device).expand_as(cond), cond), drop
-
-    @torch.no_grad()
-    def neighbours(self, cond: torch.Tensor, captions: list[str], ids: list[str], drop: torch.Tensor) -> torch.Tensor:
-        """Condition rows [B, D] -> [B, D + K * F]: each followed by the packed features of its crop's K nearest
-        index entries by caption (its own recordings' source groups excluded). Rows dropped for guidance, and
-        ``retrieval_drop_prob`` of the rest, get none (null tokens); ``retrieval_only_prob`` of the rows that
-        keep them lose their CLAP condition instead."""
-        from tta.models.retrieval import pack_neighbours
-
-        b = cond.shape[0]
-        queries = self.caption_embeddings(captions)
-        exclude = [set(self.index.rows_of_groups(self.crop_groups(i))) for i in ids]
-        found = self.index.search(queries, self.retrieval_top_k, exclude)
-        no_tokens = drop.cpu() | (torch.rand(b) < self.retrieval_drop_prob)
-        only = ~no_tokens & (torch.rand(b) < self.retrieval_only_prob)
-        valid = found.valid & ~no_tokens[:, None]
-        rows = found.rows.clamp(min=0)
-        feats = pack_neighbours(self.index.audio[rows], self.index.latent[rows], found.scores.clamp(min=-1.0), valid)
-        cond = torch.where(only[:, None].to(cond.device), self.null_embedding(cond.device).expand_as(cond), cond)
-        return torch.cat([cond, feats.to(cond.device)], dim=1)
-
-    def caption_embeddings(self, captions: list[str]) -> torch.Tensor:
-        """[B, D] CLAP text embeddings of ``captions`` (each distinct caption embedded once, then cached)."""
-        new = sorted({c for c in captions if c not in self._caption_cache})
-        if new:
-            if len(self._caption_cache) > 100_000:
-                self._caption_cache.clear()
-            with torch.no_grad():
-                self._caption_cache.update(zip(new, self.clap.encode_text(new).float().cpu()))
-        return torch.stack([self._caption_cache[c] for c in captions])
-
-    def crop_groups(self, crop_id: str) -> list[str]:
-        """The source recordings (manifest ``group``) of a crop's clips (``id``; a mixture joins two with '+')."""
-        if not hasattr(self, "_groups"):
-            self._groups = {}
-            for line in (self.corpus_root() / "manifest.jsonl").read_text().splitlines():
-                if line.strip():
-                    rec = json.loads(line)
-                    self._groups[rec["id"]] = rec.get("group") or rec["id"]
-            for entry in self.index.entries:  # an index of other recordings: its own ids and groups
-                self._groups.setdefault(str(entry.get("id")), str(entry.get("group")))
-        return [self._groups.get(part, part) for part in crop_id.split("+") if part]
-
-    def target(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.noise.get_velocity(z0, noise, t) if self.prediction_type == "v_prediction" else noise
-
-    def loss_weights(self, t: torch.Tensor) -> torch.Tensor:
-        """Per-item weights [B] of the MSE: min-SNR-gamma, expressed for the prediction type."""
-        if self.min_snr_gamma is None:
-            return torch.ones(t.shape[0], device=t.device)
-        alpha = self.noise.alphas_cumprod.to(t.device)[t]
-        snr = alpha / (1 - alpha)
-        clipped = torch.clamp(snr, max=self.min_snr_gamma)
-        return clipped / (snr + 1) if self.prediction_type == "v_prediction" else clipped / snr
-
-    def diffusion_loss(self, z0, cond, noise, t, reduce: bool = True) -> torch.Tensor:
-        zt = self.noise.add_noise(z0, noise, t)
-        pred = self.model(zt, t, encoder_hidden_states=None, class_labels=cond).sample
-        mse = F.mse_loss(pred.float(), self.target(z0, noise, t), reduction="none").mean(dim=(1, 2, 3))
-        return (mse * self.loss_weights(t)).mean() if reduce else mse
 
     def run_step(self, batch: dict) -> dict[str, torch.Tensor]:
         if "latents" in batch:
@@ -448,124 +327,63 @@ class LdmTrainer(AudioStageTrainer):
         else:
             wav = self.random_gain(batch["audio"])
             z0, audio_emb = self.latents(wav), self.audio_embeddings(wav)
-        cond = self.conditions(audio_emb, batch["captions"], batch.get("ids"))
+        cond = self.conditioner(audio_emb, batch["captions"], batch.get("ids"))
         noise = torch.randn_like(z0)
-        t = torch.randint(0, self.noise.config.num_train_timesteps, (z0.shape[0],), device=z0.device)
-        loss = self.diffusion_loss(z0, cond, noise, t)
-        return {"loss": loss}
+        t = torch.randint(0, self.objective.num_timesteps, (z0.shape[0],), device=z0.device)
+        return {"loss": self.objective(self.model, z0, cond, noise, t)}
 
     # -- evaluation --
     def pipeline(self):
         """A :class:`TTAPipeline` over the UNet being trained and the frozen parts."""
         from tta.pipeline import TTAPipeline
 
-        pipe = TTAPipeline(self.unwrapped_model, self.vae, self.vocoder, self.clap, self.noise_schedule)
-        return pipe.set_retrieval(self.index) if self.index is not None else pipe
+        return TTAPipeline(self.unwrapped_model, self.vae, self.vocoder, self.clap, self.noise_schedule)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Held-out denoising loss at fixed timesteps and noise (conditioned on each clip's CLAP audio embedding;
-        lower is better); per timestep, how much the condition lowers it against the unconditional (empty
-        text) prediction (``cond_gain_t{t}``: about 0 for a UNet that ignores its condition there); and
-        generations of ``eval_prompts``: audio and mels to TensorBoard, and the share whose prompt's class the
-        CLAP ranks first among the corpus classes."""
+        """Held-out denoising loss and condition gains (:func:`~tta.training.ldm_eval.denoising_metrics`); then
+        generations of ``eval_prompts``: audio and mels to TensorBoard, and ``gen_top1``, the share whose prompt's
+        class the CLAP ranks first among the corpus classes (main process)."""
+        from tta.training.ldm_eval import denoising_metrics
+
         device = self.accelerator.device
-        out: dict[str, float] = {}
         g = torch.Generator().manual_seed(self.seed)
-        losses = []
-        gains: dict[int, list[float]] = {t: [] for t in self.eval_timesteps}
-        null = self.null_embedding(device)
-        for wav in self.evaluation_audio():
-            n = wav.numel() // (self.hop * self.frames_multiple) * (self.hop * self.frames_multiple)
-            if n == 0:
-                continue
-            wav = wav[None, :n].to(device)
-            z0 = self.latents(wav, generator=g)
-            cond = self.audio_embeddings(wav)
-            for t in self.eval_timesteps:
-                noise = torch.randn(z0.shape, generator=g).to(device)
-                tt = torch.full((1,), t, device=device, dtype=torch.long)
-                mse = float(self.diffusion_loss(z0, cond, noise, tt, reduce=False)[0])
-                losses.append(mse)
-                gains[t].append(float(self.diffusion_loss(z0, null, noise, tt, reduce=False)[0]) - mse)
-        if losses:
-            out["val_mse"] = sum(losses) / len(losses)
-            for t, v in gains.items():
-                out[f"cond_gain_t{t}"] = sum(v) / len(v)
+
+        def examples():
+            for wav in self.evaluation_audio():
+                wav = self.whole_grid(wav)[None].to(device)
+                if wav.numel():
+                    yield self.latents(wav, generator=g), self.audio_embeddings(wav)
+
+        null = self.conditioner.null_embedding(device)
+        out = denoising_metrics(self.objective, self.unwrapped_model, examples(), null, self.eval_timesteps, g)
         if self.eval_prompts and self.accelerator.is_main_process:
             out.update(self.evaluate_generation())
         return out
 
     @torch.no_grad()
     def evaluate_generation(self) -> dict[str, float]:
-        pipe = self.pipeline()
-        result = pipe(
-            self.eval_prompts,
-            audio_length_in_s=self.eval_seconds_generated,
-            num_inference_steps=self.eval_steps,
-            guidance_scale=self.eval_guidance,
-            seed=self.seed,
-            progress=False,
-        )
-        audio = torch.as_tensor(result.audios)
+        from tta.training.ldm_eval import generate_prompts, prompt_class_hits
+
+        settings = (self.eval_seconds_generated, self.eval_steps, self.eval_guidance, self.seed, self.index)
+        audio = generate_prompts(self.pipeline(), self.eval_prompts, *settings)
         mels = self.log_mel(audio.to(self.accelerator.device))
         for i, prompt in enumerate(self.eval_prompts[:4]):
             key = "ldm/" + "_".join(prompt.split())[:40]
             self.log_media(audio={key: audio[i]}, images={key: mels[i].T})
-        out = {}
-        hits = self.prompt_class_hits(audio)
-        if hits:
-            out["gen_top1"] = sum(hits) / len(hits)
-        return out
-
-    def prompt_class_hits(self, audio: torch.Tensor) -> list[bool]:
-        """For the eval prompts that name one corpus class (by its captions), whether the CLAP ranks that class
-        first for the generated audio (classes prompted as ``the sound of {class}``)."""
-        from tta.data.captions import class_prompt
-        from tta.evaluation.clap_zero_shot import class_text_embeddings, embed_clips
-
-        classes = self.corpus_classes()
-        wanted = [prompt_class(p, classes) for p in self.eval_prompts]
-        keep = [i for i, c in enumerate(wanted) if c is not None]
-        if not keep:
-            return []
-        emb = embed_clips(self.clap, [audio[i] for i in keep])
-        text = class_text_embeddings(self.clap, classes, [class_prompt]).to(emb.device)
-        best = (emb @ text.T).argmax(dim=1).tolist()
-        return [classes[b] == wanted[i] for b, i in zip(best, keep)]
+        hits = prompt_class_hits(self.clap, audio, self.eval_prompts, self.corpus_classes())
+        return {"gen_top1": sum(hits) / len(hits)} if hits else {}
 
     def corpus_classes(self) -> list[str]:
+        """The sorted labels of the corpus manifest."""
         if not hasattr(self, "_classes"):
-            labels = set()
-            for line in (self.corpus_root() / "manifest.jsonl").read_text().splitlines():
-                if line.strip():
-                    labels.update(json.loads(line)["labels"])
-            self._classes = sorted(labels)
+            from tta.data.summary import read_manifest
+
+            self._classes = sorted({label for rec in read_manifest(self.corpus_root()) for label in rec["labels"]})
         return self._classes
 
     # -- export --
     def export_model(self, model, folder: Path) -> None:
-        from tta.loading import save_components
-        from tta.pipeline import _clap_backend_name
+        from tta.training.ldm_parts import export_ldm
 
-        save_components(
-            folder,
-            model,
-            self.vae,
-            self.vocoder,
-            self.clap,
-            self.noise_schedule,
-            _clap_backend_name(self.clap),
-            self.sampling_defaults,
-        )
-
-
-DDPM_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "clip_sample")
-
-
-def prompt_class(prompt: str, classes: list[str]) -> str | None:
-    """The one corpus class whose name occurs in the prompt as whole words (``"rain falling"`` -> rain), else
-    None (no class, or several: a two-source prompt)."""
-    text = prompt.lower()
-    found = [c for c in classes if re.search(rf"\b{re.escape(c.lower())}\b", text)]
-    return found[0] if len(found) == 1 else None
+        export_ldm(folder, model, self.parts, self.noise_schedule, self.sampling_defaults)
