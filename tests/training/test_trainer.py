@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 import torch
 
@@ -124,3 +127,24 @@ def test_schedule_is_the_warmup_and_floored_cosine_of_before(tmp_path):
     assert [lam(s) for s in (0, 4, 5, 30, 49)] == [0.2, 1.0, 1.0, 1.0, 1.0]
     with pytest.raises(Exception, match="lr_schedule"):
         ToyTrainer(run_dir=tmp_path, lr_schedule="linear")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_a_first_ctrl_c_finish_the_step_and_checkpoint(tmp_path, signum):
+    class Signalled(ToyTrainer):
+        def run_step(self, batch):
+            if self.step == 2:  # during step 3
+                os.kill(os.getpid(), signum)
+            return super().run_step(batch)
+
+    t = Signalled(run_dir=tmp_path, **KW)
+    if signum == signal.SIGINT:
+        with pytest.raises(KeyboardInterrupt):  # after the checkpoint: `tta train` exits as interrupted
+            t.fit()
+    else:
+        t.fit()
+    assert t.step == 3 and latest_checkpoint(tmp_path / "checkpoints").name == "step_0000003"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
+    resumed = ToyTrainer(run_dir=tmp_path, **KW)
+    resumed.fit()
+    assert resumed.step == 8

@@ -33,13 +33,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
@@ -47,6 +44,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tta.errors import InputError, ModelLoadError
 from tta.training import checkpoint
 from tta.training.ema import build_ema, check_ema_fits, ema_weights
+from tta.training.signals import StopSignals
 
 # lr_schedule -> (transformers schedule, its floor): warm-up (step + 1) / warmup_steps as tta always had; "constant"
 # is the cosine with its floor at 1
@@ -155,7 +153,6 @@ class Trainer:
         self.discriminator: nn.Module | None = None
         self._disc_stepped = False
         self._stop = False
-        self._interrupted_by_sigint = False
 
     # ------------------------------------------------------------------ hooks a stage implements
     def build_model(self) -> nn.Module:
@@ -235,11 +232,13 @@ class Trainer:
             return
         if not hasattr(writer, "add_audio"):
             return
+        from tta.audio.melplot import colour_image
+
         for tag, wav in (audio or {}).items():
             wav = torch.as_tensor(wav, dtype=torch.float32).detach().cpu().flatten().clamp(-1, 1)
             writer.add_audio(tag, wav, self.step, sample_rate=sample_rate)
         for tag, img in (images or {}).items():
-            writer.add_image(tag, _colour_map(img), self.step, dataformats="HWC")
+            writer.add_image(tag, colour_image(img), self.step, dataformats="HWC")
 
     # ------------------------------------------------------------------ the loop
     step = property(lambda self: self.position.step, lambda self, v: setattr(self.position, "step", v))
@@ -335,16 +334,15 @@ class Trainer:
         acc.init_trackers(self.name)
         self._bar = tqdm(total=self.max_steps, initial=self.step, disable=not (self.progress and acc.is_main_process))
         self._saved_step, self._last_metrics = self.step, {}
-        previous = self._install_signal_handlers()
         interrupted = False
         try:
-            self._train_epochs()
+            with StopSignals(self.request_stop, self._bar.write) as signals:
+                self._train_epochs()
         except KeyboardInterrupt:
             interrupted = True
             self._bar.write(f"interrupted at step {self.step}; saving a checkpoint")
         finally:
             self._bar.close()
-            self._restore_signal_handlers(previous)
         can_save = not (interrupted and acc.num_processes > 1)  # an abort mid-step may leave a collective half done
         if can_save and (self.step != self._saved_step or not checkpoint.latest_checkpoint(self.checkpoint_dir)):
             self.save()
@@ -353,7 +351,7 @@ class Trainer:
                 self._last_metrics = self.run_evaluation(print)
             self.on_train_end()
         acc.end_training()
-        if interrupted or self._interrupted_by_sigint:
+        if interrupted or signals.sigint:
             raise KeyboardInterrupt
         return self._last_metrics
 
@@ -478,41 +476,3 @@ class Trainer:
             )
         print(f"resumed from {folder} (step {self.step})")
         return True
-
-    # ------------------------------------------------------------------ helpers
-    def _install_signal_handlers(self):
-        """SIGTERM and the first Ctrl-C ask for a checkpoint and a stop after the step (on every process, via
-        accelerate's trigger); a second Ctrl-C interrupts at once."""
-        self._interrupted_by_sigint = False
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def on_sigint(*_):
-            if self._interrupted_by_sigint:
-                raise KeyboardInterrupt
-            self._interrupted_by_sigint = True
-            self._bar.write("stopping after this step (Ctrl-C again to abort without a checkpoint)")
-            self.request_stop()
-
-        return (
-            signal.signal(signal.SIGTERM, lambda *_: self.request_stop()),
-            signal.signal(signal.SIGINT, on_sigint),
-        )
-
-    @staticmethod
-    def _restore_signal_handlers(previous) -> None:
-        if previous is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous[0])
-            signal.signal(signal.SIGINT, previous[1])
-
-
-def _colour_map(img) -> np.ndarray:
-    """[H, W] values -> [H, W, 3] uint8 (viridis-like ramp, min-max scaled), flipped so row 0 is at the bottom."""
-    a = np.asarray(torch.as_tensor(img, dtype=torch.float32).detach().cpu(), dtype=np.float32)
-    a = (a - a.min()) / max(float(a.max() - a.min()), 1e-8)
-    stops = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], np.float32)
-    pos = a * (len(stops) - 1)
-    lo = np.clip(np.floor(pos).astype(int), 0, len(stops) - 2)
-    frac = (pos - lo)[..., None]
-    rgb = stops[lo] * (1 - frac) + stops[lo + 1] * frac
-    return rgb[::-1].astype(np.uint8)
