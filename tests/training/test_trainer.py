@@ -138,13 +138,27 @@ def test_sigterm_and_a_first_ctrl_c_finish_the_step_and_checkpoint(tmp_path, sig
             return super().run_step(batch)
 
     t = Signalled(run_dir=tmp_path, **KW)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     if signum == signal.SIGINT:
         with pytest.raises(KeyboardInterrupt):  # after the checkpoint: `tta train` exits as interrupted
             t.fit()
     else:
         t.fit()
     assert t.step == 3 and latest_checkpoint(tmp_path / "checkpoints").name == "step_0000003"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handlers put back
     resumed = ToyTrainer(run_dir=tmp_path, **KW)
     resumed.fit()
     assert resumed.step == 8
+
+
+def test_a_checkpoint_of_the_earlier_trainer_is_a_clear_error(tmp_path):
+    old = tmp_path / "checkpoints" / "step_0000004"  # the layout tta's own trainer wrote before accelerate's
+    old.mkdir(parents=True)
+    for name in ("model.safetensors", "ema.safetensors", "training_state.pt", "trainer_state.json"):
+        (old / name).write_bytes(b"")
+    (tmp_path / "checkpoints" / "latest").write_text("step_0000004\n")
+    with pytest.raises(ModelLoadError, match="earlier trainer.*--no-resume"):
+        ToyTrainer(run_dir=tmp_path, **KW).fit()
+    t = ToyTrainer(run_dir=tmp_path, resume=False, **KW)
+    t.fit()  # starting afresh overwrites nothing it needs
+    assert t.step == 8 and latest_checkpoint(tmp_path / "checkpoints").name == "step_0000008"
