@@ -375,7 +375,7 @@ def save_components(
             "_tta_version": __version__,
             "unet": ["diffusers", type(unet).__name__],
             "vae": ["diffusers", type(vae).__name__],
-            "vocoder": ["transformers", type(vocoder).__name__],
+            "vocoder": [_library(vocoder), type(vocoder).__name__],
             "clap": ["tta", clap_backend],
             "scheduler": ["diffusers", scheduler_config.get("_class_name", "DDIMScheduler")],
         }
@@ -406,8 +406,17 @@ def save_components(
     return folder
 
 
-def model_hash(folder: str | os.PathLike) -> str:
-    """SHA-256 (hex, first 16 chars) over the model's configs and weight files, with their relative paths."""
+def _library(module) -> str:
+    """Which library a component's class is from, as ``model_index.json`` names it."""
+    return "tta" if type(module).__module__.startswith("tta.") else type(module).__module__.split(".")[0]
+
+
+def model_hash(folder: str | os.PathLike, as_before_0_2: bool = False) -> str:
+    """SHA-256 (hex, first 16 chars) over the model's configs and weight files, with their relative paths.
+
+    ``as_before_0_2``: the hash tta 0.1 gave the same folder, whose ``model_index.json`` labelled tta's own
+    ``ISTFTVocoder`` a transformers class (so sidecars written then still match the model they came from).
+    """
     folder = Path(folder)
     digest = hashlib.sha256()
     files = sorted(
@@ -417,7 +426,17 @@ def model_hash(folder: str | os.PathLike) -> str:
     )
     for path in files:
         digest.update(str(path.relative_to(folder).as_posix()).encode() + b"\0")
+        if as_before_0_2 and path == folder / INDEX_NAME:
+            digest.update(_index_before_0_2(path.read_text()).encode())
+            continue
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()[:16]
+
+
+def _index_before_0_2(text: str) -> str:
+    index = json.loads(text)
+    if index.get("vocoder") == ["tta", "ISTFTVocoder"]:
+        index["vocoder"] = ["transformers", "ISTFTVocoder"]
+    return json.dumps(index, indent=2) + "\n"

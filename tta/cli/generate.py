@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Load the model (and the re-ranking CLAP, the retrieval index) only after every argument has been checked.
     pipe, index = load_pipeline(args, args.dtype)
-    if meta is not None and meta["model_hash"] != pipe.model_hash:
+    if meta is not None and meta["model_hash"] not in known_hashes(pipe):
         raise InputError(
             f"model {args.model} (hash {pipe.model_hash}) is not the one in the sidecar ({meta['model_hash']})"
         )
@@ -304,6 +304,16 @@ def run(args: argparse.Namespace) -> int:
                 write_png(paths[k], result.audios[j], pipe.sample_rate, prompt)
             print(paths[k])
     return 0
+
+
+def known_hashes(pipe) -> set[str | None]:
+    """The hashes a sidecar of ``pipe``'s model may carry: today's, and tta 0.1's for the same files."""
+    from tta.loading import model_hash
+
+    hashes = {pipe.model_hash}
+    if pipe.name_or_path and Path(pipe.name_or_path).is_dir():
+        hashes.add(model_hash(pipe.name_or_path, as_before_0_2=True))
+    return hashes
 
 
 def _done(path: Path) -> bool:
