@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -112,7 +113,7 @@ def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"corrupt or truncated checkpoint file {path}: {err}") from err
 
 
-def register_weight_hooks(accelerator, files: list[tuple[str, callable, callable]]) -> None:
+def register_weight_hooks(accelerator, files: list[tuple[str, Callable, Callable]]) -> None:
     """Let ``save_state``/``load_state`` write and read the prepared models as tta's named weight files.
 
     ``files`` has one ``(file name, state_dict(), load_state_dict(state))`` per model passed to

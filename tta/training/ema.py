@@ -2,8 +2,10 @@
 
 ``EMAModel(decay=d, use_ema_warmup=False)`` keeps ``shadow = decay_n * shadow + (1 - decay_n) * param`` with
 ``decay_n = min(d, n / (n + 9))`` at its ``n``-th update, and ``decay_1 = 0`` (the first update copies the weights).
-tta's own EMA before used ``min(d, (n + 1) / (n + 10))``: the same warm-up one update earlier, so the two differ
-only in the first few hundred updates of a run, by less than the step-to-step change of the weights.
+tta's own EMA before used ``min(d, (n + 1) / (n + 10))`` from its first update on (keeping 2/11 of the initial
+weights in): the same warm-up, one update later. Both reach the cap after ~9000 updates at decay 0.999, and what
+the warm-up left different then fades by the decay at every update. ``EMAModel`` is used as it is (no
+``update_after_step=-1`` to reproduce the old numbers): no shipped model depends on them.
 Only parameters with ``requires_grad`` are averaged (buffers such as BatchNorm statistics stay live).
 """
 
