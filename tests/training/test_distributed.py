@@ -34,13 +34,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(run: Path, **extra) -> subprocess.Popen:
-    """``accelerate launch`` of the toy with 2 processes on this machine's CPU, in a process group of its own."""
-    args = {**ARGS, "run_dir": str(run), "record": str(run / "record"), **extra}
+def launch(run: Path, script: str = "launched_toy.py", **extra) -> subprocess.Popen:
+    """``accelerate launch`` of a stage script (default the toy) with 2 processes on this machine's CPU, in a
+    process group of its own."""
+    args = {**ARGS, "record": str(run / "record")} if script == "launched_toy.py" else {}
+    args.update(run_dir=str(run), **extra)
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--monitor_interval", "0.2"]
     cmd += ["--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port())]
-    cmd += [str(REPO_ROOT / "tests/training/launched_toy.py"), json.dumps(args)]
+    cmd += [str(REPO_ROOT / "tests/training" / script), json.dumps(args)]
     env = {
         **os.environ,
         "ACCELERATE_USE_CPU": "true",
@@ -49,6 +51,7 @@ def launch(run: Path, **extra) -> subprocess.Popen:
         "HF_HOME": str(run / "hf"),  # no accelerate config of this machine's user
         "GLOO_SOCKET_IFNAME": "lo",
     }
+    run.mkdir(parents=True, exist_ok=True)
     out = open(run / "launch.log", "a")
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -142,3 +145,19 @@ def test_sigkill_under_two_processes_resumes_to_the_uninterrupted_weights(two_pr
     assert ema[0]["optimization_step"] == ema[1]["optimization_step"] == 8
     for p, q in zip(ema[0]["shadow_params"], ema[1]["shadow_params"]):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_ldm_stage_under_two_processes_resumes_exactly(tmp_path, corpus, components):
+    """The LDM stage with its latent cache (one process encodes a slot, the other reads it): the processes end
+    with the same weights, and a run stopped at step 2 and resumed ends as an uninterrupted one."""
+    common = dict(components=str(components), corpus=str(corpus), max_steps=4)
+    finish(launch(tmp_path / "a", "launched_ldm.py", **common), tmp_path / "a")
+    finish(launch(tmp_path / "b", "launched_ldm.py", **{**common, "max_steps": 2}), tmp_path / "b")
+    log = finish(launch(tmp_path / "b", "launched_ldm.py", **common), tmp_path / "b")
+    assert "(step 2)" in log
+    states = {(run, r): torch.load(tmp_path / run / f"rank{r}.pt") for run in "ab" for r in (0, 1)}
+    for name, weight in states["a", 0].items():
+        for other in (("a", 1), ("b", 0), ("b", 1)):
+            torch.testing.assert_close(states[other][name], weight, rtol=0, atol=0, msg=f"{other} {name}")
+    assert len(list((tmp_path / "a" / "latent_cache").glob("slot_*.safetensors"))) >= 1

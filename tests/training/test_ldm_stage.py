@@ -3,8 +3,6 @@ conditioning mix, the latent cache, exact resume, an export that the pipeline lo
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
@@ -28,22 +26,6 @@ TINY_UNET = dict(
     norm_num_groups=8,
     projection_class_embeddings_input_dim=CLAP_DIM,
 )
-
-
-@pytest.fixture(scope="module")
-def components(tmp_path_factory, clap_dir):
-    """A folder with a tiny VAE (4 latent channels, factor 2), ISTFT vocoder and CLAP (32-d)."""
-    from tta.models.vae import build_vae
-    from tta.models.vocoder import build_vocoder
-
-    folder = tmp_path_factory.mktemp("components")
-    torch.manual_seed(0)
-    vae = build_vae(block_out_channels=[8, 16], layers_per_block=1, latent_channels=4, norm_num_groups=4)
-    vae.register_to_config(scaling_factor=0.7)
-    vae.save_pretrained(str(folder / "vae"), safe_serialization=True)
-    build_vocoder("istft", channels=16, hidden_channels=32, num_blocks=1).save_pretrained(str(folder / "vocoder"))
-    shutil.copytree(clap_dir, folder / "clap")
-    return folder
 
 
 def ldm_trainer(run_dir, corpus, components, **kw) -> LdmTrainer:
