@@ -27,7 +27,7 @@ def register(subparsers) -> None:
         help="a retrieval index (`tta index build`) the page offers to retrieval-conditioned models",
     )
     p.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
-    p.add_argument("--concurrency", type=int, default=1, help="requests run at once; the rest queue (%(default)s)")
+    p.add_argument("--concurrency", type=int, default=2, help="requests run at once; the rest queue (%(default)s)")
     p.set_defaults(func=run)
 
 

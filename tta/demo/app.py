@@ -50,21 +50,20 @@ def _page(handler: Callable[..., DemoResult], cache: ModelCache, default: str | 
 def build_demo(
     models: list[str] | None = None,
     cache: ModelCache | None = None,
-    concurrency_limit: int = 1,
+    concurrency_limit: int = 2,
     max_duration_s: float = MAX_DEMO_DURATION_S,
     retrieval: str | None = None,
 ):
-    """The ``gr.Blocks`` page (queued, at most ``concurrency_limit`` requests running at once).
+    """The ``gr.Blocks`` page (queued, at most ``concurrency_limit`` requests running at once; requests share the
+    loaded pipeline and pass their own settings, so they run side by side).
 
     Args:
         models: model folders for the dropdown (default: :func:`tta.demo.list_models`); the first is selected.
         cache: where pipelines are loaded and kept (default: a new CPU cache).
+        max_duration_s: the longest audio the page generates (a server's choice, within the core's limit).
         retrieval: a retrieval index folder (``tta index build``) that retrieval-conditioned models may use; the
             Generate tab then offers it (loaded once, here).
     """
-    from tta.demo.models import sampling_defaults
-    from tta.pipelines import SUPER_RESOLUTION_PROMPT
-
     gr = _gradio()
     models = list_models() if models is None else list(models)
     cache = cache or ModelCache()
@@ -73,9 +72,7 @@ def build_demo(
         from tta.retrieval import RetrievalIndex
 
         index = RetrievalIndex.load(retrieval)
-    gen = functools.partial(_generate, index=index, max_duration_s=max_duration_s)
     default = models[0] if models else None
-    default_steps, default_guidance = sampling_defaults(default)
     with gr.Blocks(title="tta: text to audio") as demo:
         gr.Markdown("# tta: text-to-audio\nGenerate audio from text, or edit a recording you upload.")
         if not models:
@@ -83,81 +80,10 @@ def build_demo(
                 "**No model found.** There is no trained default model yet: start the demo with "
                 "`tta demo --model PATH` (a tta or diffusers AudioLDM folder)."
             )
-        with gr.Row():
-            model = gr.Dropdown(models, value=models[0] if models else None, label="Model folder")
-            negative = gr.Textbox(label="Negative prompt", placeholder="low quality, noise")
-        with gr.Row():
-            steps = gr.Slider(*RANGES["steps"], value=default_steps, step=1, label="Steps", elem_id="steps")
-            guidance = gr.Slider(
-                *RANGES["guidance"], value=default_guidance, step=0.1, label="Guidance", elem_id="guidance"
-            )
-            seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
-        shared = [negative, steps, guidance, seed]
-        model.change(lambda folder: sampling_defaults(folder or default), [model], [steps, guidance])
-
+        model, shared = _settings_row(gr, models, default)
         with gr.Tabs():
-            with gr.Tab("Generate"):
-                prompt = gr.Textbox(label="Prompt", placeholder="a dog barks in the rain", elem_id="prompt")
-                with gr.Row():
-                    duration = gr.Slider(
-                        0.5, max_duration_s, value=5.0, step=0.5, label="Duration (s)", elem_id="duration"
-                    )
-                    candidates = gr.Slider(*RANGES["candidates"], value=1, step=1, label="Candidates (best by CLAP)")
-                with gr.Row(visible=index is not None):
-                    use_index = gr.Checkbox(
-                        value=index is not None,
-                        label=f"Retrieve neighbours from {Path(index.folder).name if index else 'an index'}",
-                        elem_id="use-retrieval",
-                    )
-                    top_k = gr.Slider(0, RANGES["top_k"][1], value=0, step=1, label="Neighbours (0: the model's)")
-                gen_button = gr.Button("Generate", variant="primary", elem_id="generate")
-            with gr.Tab("Style transfer"):
-                style_in = _upload(gr)
-                style_prompt = gr.Textbox(label="Prompt")
-                style_strength = gr.Slider(
-                    *RANGES["strength"], value=0.6, step=0.05, label="Strength (0: keep, 1: replace)"
-                )
-                style_button = gr.Button("Transfer", variant="primary")
-            with gr.Tab("Inpainting"):
-                inpaint_in = _upload(gr)
-                inpaint_prompt = gr.Textbox(label="Prompt for the regenerated parts")
-                ranges = gr.Textbox(label="Time ranges to regenerate (s)", placeholder="1.0:2.5, 4:5")
-                inpaint_strength = gr.Slider(*RANGES["strength"], value=1.0, step=0.05, label="Strength")
-                inpaint_button = gr.Button("Inpaint", variant="primary")
-            with gr.Tab("Super-resolution"):
-                sr_in = _upload(gr)
-                sr_prompt = gr.Textbox(label="Prompt", value=SUPER_RESOLUTION_PROMPT)
-                cutoff = gr.Number(value=0, label="Cut-off (Hz, 0: detect from the input)")
-                sr_strength = gr.Slider(
-                    *RANGES["strength"], value=1.0, step=0.05, label="Strength (lower keeps more of the input)"
-                )
-                sr_button = gr.Button("Extend bandwidth", variant="primary")
-
-        audio = gr.Audio(
-            label="Result",
-            type="numpy",
-            format="wav",
-            interactive=False,
-            elem_id="result-audio",
-            waveform_options=gr.WaveformOptions(show_recording_waveform=False),  # the browser's own <audio> player
-        )
-        image = gr.Image(label="Log-mel spectrogram", type="numpy", interactive=False, elem_id="spectrogram")
-        with gr.Row():
-            settings = gr.JSON(label="Settings used")
-            cli = gr.Textbox(label="Command line", buttons=["copy"], interactive=False, elem_id="cli")
-        outputs = [audio, image, settings, cli]
-
-        actions = [  # (button, handler, its inputs after the model folder, API name)
-            (
-                gen_button,
-                gen,
-                [prompt, negative, duration, steps, guidance, seed, candidates, use_index, top_k],
-                "generate",
-            ),
-            (style_button, _style, [style_in, style_prompt, *shared, style_strength], "style"),
-            (inpaint_button, _inpaint, [inpaint_in, inpaint_prompt, *shared, inpaint_strength, ranges], "inpaint"),
-            (sr_button, _superres, [sr_in, sr_prompt, *shared, cutoff, sr_strength], "superres"),
-        ]
+            actions = [_generate_tab(gr, shared, index, max_duration_s), *_edit_tabs(gr, shared)]
+        outputs = _result_area(gr)
         for button, handler, inputs, name in actions:
             button.click(
                 _page(handler, cache, default),
@@ -169,6 +95,92 @@ def build_demo(
     demo.queue(default_concurrency_limit=concurrency_limit, max_size=64)
     demo.model_cache = cache  # one per page: the model loads once per process
     return demo
+
+
+def _settings_row(gr, models: list[str], default: str | None):
+    """The model dropdown and the settings every tab shares: negative prompt, steps, guidance, seed."""
+    from tta.demo.models import sampling_defaults
+
+    default_steps, default_guidance = sampling_defaults(default)
+    with gr.Row():
+        model = gr.Dropdown(models, value=default, label="Model folder")
+        negative = gr.Textbox(label="Negative prompt", placeholder="low quality, noise")
+    with gr.Row():
+        steps = gr.Slider(*RANGES["steps"], value=default_steps, step=1, label="Steps", elem_id="steps")
+        guidance = gr.Slider(
+            *RANGES["guidance"], value=default_guidance, step=0.1, label="Guidance", elem_id="guidance"
+        )
+        seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
+    model.change(lambda folder: sampling_defaults(folder or default), [model], [steps, guidance])
+    return model, [negative, steps, guidance, seed]
+
+
+def _generate_tab(gr, shared: list, index, max_duration_s: float) -> tuple:
+    """The Generate tab; returns its (button, handler, inputs, API name)."""
+    negative, steps, guidance, seed = shared
+    with gr.Tab("Generate"):
+        prompt = gr.Textbox(label="Prompt", placeholder="a dog barks in the rain", elem_id="prompt")
+        with gr.Row():
+            duration = gr.Slider(0.5, max_duration_s, value=5.0, step=0.5, label="Duration (s)", elem_id="duration")
+            candidates = gr.Slider(*RANGES["candidates"], value=1, step=1, label="Candidates (best by CLAP)")
+        with gr.Row(visible=index is not None):
+            use_index = gr.Checkbox(
+                value=index is not None,
+                label=f"Retrieve neighbours from {Path(index.folder).name if index else 'an index'}",
+                elem_id="use-retrieval",
+            )
+            top_k = gr.Slider(0, RANGES["top_k"][1], value=0, step=1, label="Neighbours (0: the model's)")
+        button = gr.Button("Generate", variant="primary", elem_id="generate")
+    handler = functools.partial(_generate, index=index, max_duration_s=max_duration_s)
+    inputs = [prompt, negative, duration, steps, guidance, seed, candidates, use_index, top_k]
+    return button, handler, inputs, "generate"
+
+
+def _edit_tabs(gr, shared: list) -> list[tuple]:
+    """The style transfer, inpainting and super-resolution tabs; returns their (button, handler, inputs, name)."""
+    from tta.pipelines import SUPER_RESOLUTION_PROMPT
+
+    with gr.Tab("Style transfer"):
+        style_in = _upload(gr)
+        style_prompt = gr.Textbox(label="Prompt")
+        style_strength = gr.Slider(*RANGES["strength"], value=0.6, step=0.05, label="Strength (0: keep, 1: replace)")
+        style_button = gr.Button("Transfer", variant="primary")
+    with gr.Tab("Inpainting"):
+        inpaint_in = _upload(gr)
+        inpaint_prompt = gr.Textbox(label="Prompt for the regenerated parts")
+        ranges = gr.Textbox(label="Time ranges to regenerate (s)", placeholder="1.0:2.5, 4:5")
+        inpaint_strength = gr.Slider(*RANGES["strength"], value=1.0, step=0.05, label="Strength")
+        inpaint_button = gr.Button("Inpaint", variant="primary")
+    with gr.Tab("Super-resolution"):
+        sr_in = _upload(gr)
+        sr_prompt = gr.Textbox(label="Prompt", value=SUPER_RESOLUTION_PROMPT)
+        cutoff = gr.Number(value=0, label="Cut-off (Hz, 0: detect from the input)")
+        sr_strength = gr.Slider(
+            *RANGES["strength"], value=1.0, step=0.05, label="Strength (lower keeps more of the input)"
+        )
+        sr_button = gr.Button("Extend bandwidth", variant="primary")
+    return [
+        (style_button, _style, [style_in, style_prompt, *shared, style_strength], "style"),
+        (inpaint_button, _inpaint, [inpaint_in, inpaint_prompt, *shared, inpaint_strength, ranges], "inpaint"),
+        (sr_button, _superres, [sr_in, sr_prompt, *shared, cutoff, sr_strength], "superres"),
+    ]
+
+
+def _result_area(gr) -> list:
+    """The shared result: audio player, spectrogram, settings used and the CLI line."""
+    audio = gr.Audio(
+        label="Result",
+        type="numpy",
+        format="wav",
+        interactive=False,
+        elem_id="result-audio",
+        waveform_options=gr.WaveformOptions(show_recording_waveform=False),  # the browser's own <audio> player
+    )
+    image = gr.Image(label="Log-mel spectrogram", type="numpy", interactive=False, elem_id="spectrogram")
+    with gr.Row():
+        settings = gr.JSON(label="Settings used")
+        cli = gr.Textbox(label="Command line", buttons=["copy"], interactive=False, elem_id="cli")
+    return [audio, image, settings, cli]
 
 
 def _generate(
@@ -202,7 +214,7 @@ def launch(
     model: str | None = None,
     models_dir: str | None = None,
     device: str = "cpu",
-    concurrency_limit: int = 1,
+    concurrency_limit: int = 2,
     block: bool = True,
     retrieval: str | None = None,
 ):

@@ -63,6 +63,11 @@ def _prompt(value: Any) -> Any:
 
 def _result(pipe, out, command: list[str], extra: dict[str, Any] | None = None) -> DemoResult:
     settings = {**(extra or {}), **out.settings_for(0)}
+    if "retrieved" in settings:  # each clip by id and score: Gradio would fetch a dict with a "path" as a file
+        settings["retrieved"] = [
+            {"text": part["text"], "clips": [{"id": c["id"], "score": c["score"]} for c in part["clips"]]}
+            for part in settings["retrieved"]
+        ]
     wav = out.audios[0]
     pcm = (np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0) * 32767).round().astype(np.int16)
     image = spectrogram_image(wav, pipe.sample_rate)

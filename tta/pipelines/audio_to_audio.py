@@ -90,16 +90,11 @@ class AudioToAudioMixin:
         feather_s = checks.check_feather(feather_s)
         req.compose = check_compose(req.conditioning, compose, req.guidance_scale, "guidance")
         wav = normalize_waveform(load_edit_audio(audio, sample_rate, self.sample_rate))
-        if region is not None:
-            region = region.check(wav.size / self.sample_rate, self.sample_rate)
+        region = region.check(wav.size / self.sample_rate, self.sample_rate) if region is not None else None
         device = self.device
 
-        # 2. Input -> log-mel [1, 1, T, n_mels] (padded with silence to the UNet's frames) -> latents [1, C, H, W]
-        layout = self.layout(wav.size / self.sample_rate)
-        frontend = self.mel_frontend().to(device)
-        mel = frontend(torch.from_numpy(wav).to(device))
-        mel = torch.nn.functional.pad(mel, (0, 0, 0, layout.mel_frames - mel.shape[0]), value=math.log(1e-5))
-        x0 = self.encode_mel(mel[None, None]).expand(total, -1, -1, -1)
+        # 2. Input -> log-mel [1, 1, T, n_mels] (padded with silence to the UNet's frames) -> latents [B, C, H, W]
+        layout, frontend, x0 = self._input_latents(wav, total)
 
         # 3. Encode the prompt (and negative prompt) with CLAP (and the retrieval index, if given)
         found: dict[str, list[dict]] = {}
@@ -112,28 +107,15 @@ class AudioToAudioMixin:
 
         # 5. Start: the input's latents noised to the first timestep (pure noise at strength 1, as diffusers)
         noise, seeds = prepare_latents(layout.latent_shape, total, generator, seed, None)
-        noise = noise.to(device=device, dtype=torch.float32)
-        if strength >= 1.0:
-            latents = noise * scheduler.init_noise_sigma
-        elif len(timesteps):
-            latents = scheduler.add_noise(x0, noise, timesteps[:1])
-        else:
-            latents = x0
+        noise = noise.to(device=device, dtype=torch.float32)  # the sampler runs in float32
+        latents = noised_start(scheduler, x0, noise, timesteps, strength)
 
         # 6. Denoising loop with guidance; the kept part of the input put back after each step
         blend, weights = self._region_blend(region, layout, frontend, scheduler, timesteps, x0, noise, feather_s)
-        latents = sample(
-            self.unet, scheduler, latents, cond, uncond, req.guidance_scale, timesteps, progress, callback, blend
-        )
+        latents = sample(self.unet, scheduler, latents, cond, uncond, req.guidance_scale, timesteps, progress, callback, blend)  # fmt: skip
 
         # 7. Decode to log-mel; kept cells from the input's round trip; vocode, trim to the input's length
-        out_mel = self.decode_mel(latents)  # [B, 1, T, n_mels]
-        if weights is not None:
-            weights = weights.to(device=device, dtype=out_mel.dtype)
-            out_mel = weights * self.decode_mel(x0[:1]) + (1.0 - weights) * out_mel
-        num_frames = math.ceil(wav.size / self.hop_length)
-        audio = self.vocode(out_mel, num_frames)[:, : wav.size]
-        out_mel = out_mel[:, 0, :num_frames].float().cpu()
+        audio, out_mel = self._decode_edit(latents, x0, weights, wav.size)
         return EditOutput(
             sample_rate=self.sample_rate,
             seeds=seeds,
@@ -145,6 +127,27 @@ class AudioToAudioMixin:
             prompts=req.prompts * total,
             **finish_audio(audio, req, self.sample_rate),
         )
+
+    def _decode_edit(self, latents: torch.Tensor, x0: torch.Tensor, weights: torch.Tensor | None, num_samples: int):
+        """Latents [B, C, H, W] -> waveforms [B, num_samples] and log-mels [B, T, n_mels] (float32, CPU), the cells
+        ``weights`` keeps (1) taken from the input's VAE round trip ``x0``."""
+        out_mel = self.decode_mel(latents)  # [B, 1, T, n_mels]
+        if weights is not None:
+            weights = weights.to(device=out_mel.device, dtype=out_mel.dtype)
+            out_mel = weights * self.decode_mel(x0[:1]) + (1.0 - weights) * out_mel
+        num_frames = math.ceil(num_samples / self.hop_length)
+        audio = self.vocode(out_mel, num_frames)[:, :num_samples]
+        return audio, out_mel[:, 0, :num_frames].float().cpu()
+
+    def _input_latents(self, wav: np.ndarray, total: int):
+        """The input [N] as the UNet sees it: its latent layout, the mel front-end, and its latents [total, C, H, W]
+        (the log-mel padded with silence to the UNet's frames, then the VAE posterior's mode)."""
+        device = self.device
+        layout = self.layout(wav.size / self.sample_rate)
+        frontend = self.mel_frontend().to(device)
+        mel = frontend(torch.from_numpy(wav).to(device))
+        mel = torch.nn.functional.pad(mel, (0, 0, 0, layout.mel_frames - mel.shape[0]), value=math.log(1e-5))
+        return layout, frontend, self.encode_mel(mel[None, None]).expand(total, -1, -1, -1)
 
     def _region_blend(self, region, layout, frontend, scheduler, timesteps, x0, noise, feather_s):
         """For a region: the after-step hook that puts the kept latent cells back, and the mel weights [1, 1, T,
@@ -192,6 +195,16 @@ class AudioToAudioMixin:
             audio, sample_rate = wav, self.sample_rate
         region = EditRegion(above_hz=cutoff_hz)
         return self.edit(audio, prompt, sample_rate=sample_rate, strength=strength, region=region, **kwargs)
+
+
+def noised_start(scheduler, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor, strength: float):
+    """The first latents of an edit: pure noise at strength 1 (as diffusers), else the input's latents ``x0``
+    noised to the first of ``timesteps`` (``x0`` itself when no step runs)."""
+    if strength >= 1.0:
+        return noise * scheduler.init_noise_sigma
+    if len(timesteps):
+        return scheduler.add_noise(x0, noise, timesteps[:1])
+    return x0
 
 
 def edit_settings(strength: float, region: EditRegion | None, feather_s: float) -> dict[str, Any]:

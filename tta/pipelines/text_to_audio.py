@@ -20,7 +20,58 @@ from tta.sampling.shapes import DEFAULT_DURATION_S
 
 
 class TextToAudioMixin:
-    """``pipe(prompt, ...)``: generation from text (mixed into :class:`~tta.TTAPipeline`)."""
+    """``pipe(prompt, ...)``: generation from text (mixed into :class:`~tta.TTAPipeline`).
+
+    ``__call__`` arguments:
+        prompt: a text or a list of B texts.
+        audio_length_in_s: duration in seconds, > 0 and at most :data:`tta.sampling.MAX_DURATION_S`; any
+            value works (latents are padded to what the UNet needs and the audio trimmed back).
+        num_inference_steps: sampler steps (DPM-Solver++ is good at 10-25); default the model's
+            (:attr:`sampling_defaults`), else :data:`~tta.pipelines.checks.DEFAULT_STEPS`.
+        guidance_scale: classifier-free guidance scale in [0, 100], on when > 1; default the model's, else
+            :data:`~tta.pipelines.checks.DEFAULT_GUIDANCE`.
+        negative_prompt: text(s) to steer away from (one, or one per prompt); default the empty text.
+        num_waveforms_per_prompt: waveforms kept per prompt.
+        num_candidates: generate this many candidates per kept waveform and keep the one whose CLAP
+            audio embedding is closest to the prompt's text embedding.
+        sampler: "dpmpp-2m" (default), "ddim", "euler" or "unipc".
+        generator: one ``torch.Generator`` for the whole batch, or one per generated latent.
+        seed: an int (waveform i gets ``seed + i``, each from its own generator, so any one can be
+            regenerated alone) or a list of one seed per generated latent. Default: a random seed.
+        latents: starting noise [B * num_waveforms_per_prompt * num_candidates, C, H, W] (see :meth:`layout`);
+            with ``compose_mode="mix"`` it starts a mixed prompt's first sound, the others' noise is seeded
+            from the latent's index and the sound's place.
+        progress: show a progress bar.
+        callback: ``callback(i, t, latents)`` after each denoising step (with mixed prompts, one latent per
+            sound).
+        output_type: "np" (numpy [B, N]) or "pt" (torch tensor [B, N]).
+        peak_limit: a waveform whose peak exceeds this (in (0, 1]) is scaled down to it as a whole, so files
+            written from it do not clip; None returns the decoder's output as it is.
+        compose: render a prompt that names several sounds ("a dog barking in the rain") as each of them
+            (:mod:`tta.sampling.composition`); the model's retrieval prior decides which parts are sounds.
+            None: on when the prior allows it (``max_sources`` >= 2 in ``prior/config.json``; with
+            ``compose_mode="guidance"``, also guidance on); True: required (an error if impossible); False:
+            every prompt is one condition.
+        compose_mode: how a prompt split into sounds is rendered. "mix" (default): each sound sampled on its
+            own latent and the waveforms summed (:mod:`tta.sampling.mixing`; a two-sound prompt costs two
+            generations, batched); "guidance": one latent guided towards every sound at once
+            (``eps_u + g * mean_j (eps_j - eps_u)``, :mod:`tta.sampling.guidance`).
+        mix_gain_db: with ``compose_mode="mix"``, the level of each later sound against the first named
+            (RMS, dB; the first is the foreground).
+        retrieval: a :class:`~tta.retrieval.RetrievalIndex` (or its folder) to draw on for this call: a
+            retrieval-conditioned model attends to each text's ``top_k`` nearest entries (listed in the
+            output's ``retrieved``), and with ``extend_prior`` the model's prior also searches its entries.
+        top_k: with ``retrieval`` and a retrieval-conditioned model, neighbours per text (default: the
+            model's).
+        extend_prior: see ``retrieval``.
+        use_prior: False conditions on the raw CLAP text embeddings even if the model has a prior.
+        loudness: normalise each waveform to this integrated loudness (LUFS, ITU-R BS.1770), its true peak
+            kept under ``peak_limit``; None: leave the level as decoded.
+
+    Returns:
+        TTAPipelineOutput: ``.audios`` [B * num_waveforms_per_prompt, N], ``.sample_rate``, ``.seeds``,
+        ``.peak_gains``, ``.sources``, ``.settings`` (what ran).
+    """
 
     @torch.inference_mode()
     def __call__(
@@ -49,58 +100,7 @@ class TextToAudioMixin:
         use_prior: bool = True,
         loudness: float | None = None,
     ) -> TTAPipelineOutput:
-        """Generate audio for one or more prompts.
-
-        Args:
-            prompt: a text or a list of B texts.
-            audio_length_in_s: duration in seconds, > 0 and at most :data:`tta.sampling.MAX_DURATION_S`; any
-                value works (latents are padded to what the UNet needs and the audio trimmed back).
-            num_inference_steps: sampler steps (DPM-Solver++ is good at 10-25); default the model's
-                (:attr:`sampling_defaults`), else :data:`~tta.pipelines.checks.DEFAULT_STEPS`.
-            guidance_scale: classifier-free guidance scale in [0, 100], on when > 1; default the model's, else
-                :data:`~tta.pipelines.checks.DEFAULT_GUIDANCE`.
-            negative_prompt: text(s) to steer away from (one, or one per prompt); default the empty text.
-            num_waveforms_per_prompt: waveforms kept per prompt.
-            num_candidates: generate this many candidates per kept waveform and keep the one whose CLAP
-                audio embedding is closest to the prompt's text embedding.
-            sampler: "dpmpp-2m" (default), "ddim", "euler" or "unipc".
-            generator: one ``torch.Generator`` for the whole batch, or one per generated latent.
-            seed: an int (waveform i gets ``seed + i``, each from its own generator, so any one can be
-                regenerated alone) or a list of one seed per generated latent. Default: a random seed.
-            latents: starting noise [B * num_waveforms_per_prompt * num_candidates, C, H, W] (see :meth:`layout`);
-                with ``compose_mode="mix"`` it starts a mixed prompt's first sound, the others' noise is seeded
-                from the latent's index and the sound's place.
-            progress: show a progress bar.
-            callback: ``callback(i, t, latents)`` after each denoising step (with mixed prompts, one latent per
-                sound).
-            output_type: "np" (numpy [B, N]) or "pt" (torch tensor [B, N]).
-            peak_limit: a waveform whose peak exceeds this (in (0, 1]) is scaled down to it as a whole, so files
-                written from it do not clip; None returns the decoder's output as it is.
-            compose: render a prompt that names several sounds ("a dog barking in the rain") as each of them
-                (:mod:`tta.sampling.composition`); the model's retrieval prior decides which parts are sounds.
-                None: on when the prior allows it (``max_sources`` >= 2 in ``prior/config.json``; with
-                ``compose_mode="guidance"``, also guidance on); True: required (an error if impossible); False:
-                every prompt is one condition.
-            compose_mode: how a prompt split into sounds is rendered. "mix" (default): each sound sampled on its
-                own latent and the waveforms summed (:mod:`tta.sampling.mixing`; a two-sound prompt costs two
-                generations, batched); "guidance": one latent guided towards every sound at once
-                (``eps_u + g * mean_j (eps_j - eps_u)``, :mod:`tta.sampling.guidance`).
-            mix_gain_db: with ``compose_mode="mix"``, the level of each later sound against the first named
-                (RMS, dB; the first is the foreground).
-            retrieval: a :class:`~tta.retrieval.RetrievalIndex` (or its folder) to draw on for this call: a
-                retrieval-conditioned model attends to each text's ``top_k`` nearest entries (listed in the
-                output's ``retrieved``), and with ``extend_prior`` the model's prior also searches its entries.
-            top_k: with ``retrieval`` and a retrieval-conditioned model, neighbours per text (default: the
-                model's).
-            extend_prior: see ``retrieval``.
-            use_prior: False conditions on the raw CLAP text embeddings even if the model has a prior.
-            loudness: normalise each waveform to this integrated loudness (LUFS, ITU-R BS.1770), its true peak
-                kept under ``peak_limit``; None: leave the level as decoded.
-
-        Returns:
-            TTAPipelineOutput: ``.audios`` [B * num_waveforms_per_prompt, N], ``.sample_rate``, ``.seeds``,
-            ``.peak_gains``, ``.sources``, ``.settings`` (what ran).
-        """
+        """Generate audio for one or more prompts (arguments: see :class:`TextToAudioMixin`)."""
         # 1. Check inputs; resolve this call's conditioning (prior, retrieval index)
         req = check_request(
             self, prompt, negative_prompt, num_inference_steps, guidance_scale, sampler, output_type,
@@ -144,10 +144,6 @@ class TextToAudioMixin:
             audio = mix_sources(audio, owner, mix_gain_db)
 
         # 8. Keep the best of each group of candidates; post-process
-        scores = None
-        if reranker is not None:
-            audio, keep, scores = rerank(reranker, req.prompts, audio, self.sample_rate, per_prompt, n_cand)
-            seeds = [seeds[i] for i in keep] if seeds is not None else None
         settings = {
             **req.settings(self),
             "duration": float(audio_length_in_s),
@@ -156,6 +152,14 @@ class TextToAudioMixin:
             "compose_mode": compose_mode,
             "mix_gain_db": mix_gain_db,
         }
+        return self._finish(req, audio, seeds, sources, found, reranker, per_prompt, n_cand, settings)
+
+    def _finish(self, req, audio, seeds, sources, found, reranker, per_prompt: int, n_cand: int, settings):
+        """Step 8: re-rank the candidates (if any), post-process, and assemble the output."""
+        scores = None
+        if reranker is not None:
+            audio, keep, scores = rerank(reranker, req.prompts, audio, self.sample_rate, per_prompt, n_cand)
+            seeds = [seeds[i] for i in keep] if seeds is not None else None
         return TTAPipelineOutput(
             sample_rate=self.sample_rate,
             seeds=seeds,
