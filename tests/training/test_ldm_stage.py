@@ -93,7 +93,7 @@ def test_conditions_mix_audio_text_and_the_empty_text(tmp_path, corpus, componen
 
 
 def test_trains_evaluates_and_exports_a_pipeline_folder(tmp_path, corpus, components):
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     trainer = ldm_trainer(
         tmp_path / "run",
@@ -279,7 +279,7 @@ def corpus_index(tmp_path, corpus, components):
     from tta.loading import clap_fingerprint, load_vae, load_vocoder
     from tta.models.clap import load_clap
     from tta.models.unet import build_unet
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
     from tta.retrieval.build import build_index
     from tta.retrieval.sources import manifest_entries
     from tta.sampling.schedulers import AUDIOLDM_SCHEDULER
@@ -335,7 +335,7 @@ def test_retrieval_neighbours_skip_the_crops_own_recordings_and_follow_the_drops
 def test_retrieval_training_warm_starts_a_plain_model_and_exports_a_retrieval_one(
     tmp_path, corpus, components, corpus_index
 ):
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     plain = ldm_trainer(tmp_path / "plain", corpus, components, export_dir=tmp_path / "plain_model", max_steps=2)
     plain.fit()

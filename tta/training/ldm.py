@@ -335,7 +335,7 @@ class LdmTrainer(AudioStageTrainer):
     # -- evaluation --
     def pipeline(self):
         """A :class:`TTAPipeline` over the UNet being trained and the frozen parts."""
-        from tta.pipeline import TTAPipeline
+        from tta.pipelines import TTAPipeline
 
         return TTAPipeline(self.unwrapped_model, self.vae, self.vocoder, self.clap, self.noise_schedule)
 
