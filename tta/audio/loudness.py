@@ -68,7 +68,7 @@ def _rows(audio) -> tuple[np.ndarray, object]:
         back = lambda x: np.asarray(x, dtype=dtype).reshape(arr.shape)  # noqa: E731
     if rows.ndim not in (1, 2):
         raise InputError(f"expected waveforms [B, N] or [N], got shape {rows.shape}")
-    rows = rows.reshape(-1, rows.shape[-1]) if rows.ndim == 2 else rows[None]
+    rows = rows if rows.ndim == 2 else rows[None]
     if not np.all(np.isfinite(rows)):
         raise InputError("audio holds NaN or infinite samples")
     return rows, back

@@ -35,6 +35,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -124,11 +125,16 @@ class AisfxNet(nn.Module):
 
 def package_checkpoint() -> Path | None:
     """The installed aisfx wheel's checkpoint (found without importing the package), or None."""
-    spec = importlib.util.find_spec("aisfx")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "checkpoint.pth"
-    return path if path.is_file() else None
+    loaded = sys.modules.get("aisfx")
+    folders = list(getattr(loaded, "__path__", None) or [])
+    if not folders:
+        try:
+            spec = importlib.util.find_spec("aisfx")
+        except (ImportError, ValueError):
+            spec = None
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = Path(folders[0]) / "models" / "checkpoint.pth" if folders else None
+    return path if path is not None and path.is_file() else None
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
@@ -184,7 +190,8 @@ def load_aisfx_net(weights: str | os.PathLike | None = None) -> tuple[AisfxNet, 
 
 class AisfxBackend(EmbeddingBackend):
     """``--backend aisfx``: frames [B, 512], one per 2.3 s block every 1.16 s; logits from the linear probe over
-    tta's classes when one is found (``probe``: a file, default :func:`tta.evaluation.probe.default_probe_path`)."""
+    tta's classes when one is found (``probe``: a :class:`LinearProbe` or its file; None: the default file,
+    :func:`tta.evaluation.probe.default_probe_path`, if there is one; False: none)."""
 
     name = "aisfx"
     sample_rate = SAMPLE_RATE
@@ -200,7 +207,7 @@ class AisfxBackend(EmbeddingBackend):
         self.model = model.to(self.device).eval()
         if probe is None and default_probe_path(self.weights_hash).is_file():
             probe = default_probe_path(self.weights_hash)
-        self.probe = LinearProbe.load(probe) if isinstance(probe, (str, os.PathLike)) else probe
+        self.probe = LinearProbe.load(probe) if isinstance(probe, (str, os.PathLike)) else (probe or None)
         if self.probe is not None:
             self.classifier = "linear probe on aisfx embeddings over tta.data.captions.CLASSES (corpus train split)"
             self.class_names = list(self.probe.classes)
@@ -211,6 +218,22 @@ class AisfxBackend(EmbeddingBackend):
         """Waveform [N] at 44.1 kHz -> block embeddings [B, 512], float32."""
         blocks = aisfx_blocks(aisfx_logmel(wav)).float().to(self.device)
         return self.model(blocks).cpu().numpy().astype(np.float32)
+
+    def clip_embedding(self, wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        """One clip's embedding [512]: the mean of its block embeddings (resampled to 44.1 kHz first)."""
+        from tta.audio.io import resample
+
+        wav = np.asarray(wav, np.float32).reshape(-1)
+        if sample_rate != SAMPLE_RATE:
+            wav = resample(wav, sample_rate, SAMPLE_RATE)
+        return self.embed_blocks(wav).mean(axis=0)
+
+    def rank_classes(self, audio, classes, sample_rate: int = 16000) -> np.ndarray:
+        """[N, C]: per clip (waveforms [N_i] at ``sample_rate``), indices into ``classes`` by the probe, best first."""
+        if self.probe is None:
+            raise InputError("the aisfx judge needs a linear probe: run benchmarks/aisfx_probe.py to train one")
+        emb = np.stack([self.clip_embedding(np.asarray(a, np.float32), sample_rate) for a in audio])
+        return self.probe.rank(emb, classes)
 
     def features(self, wav: np.ndarray) -> ClipFeatures:
         frames = self.embed_blocks(wav)
