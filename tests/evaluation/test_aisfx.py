@@ -71,7 +71,9 @@ def test_mel_matrix_matches_essentia():
     aisfx_essentia()
     import essentia.standard as es
 
-    bands = es.MelBands(inputSize=1025, numberBands=96, sampleRate=44100, lowFrequencyBound=0, highFrequencyBound=22050)
+    bands = es.MelBands(
+        inputSize=1025, numberBands=96, sampleRate=44100, lowFrequencyBound=0, highFrequencyBound=22050
+    )
     eye = np.eye(1025, dtype=np.float32)
     theirs = np.stack([bands(eye[j]) for j in range(1025)])  # [1025, 96]: unit power in one bin
     np.testing.assert_allclose(aisfx_mel_matrix(), theirs, atol=2e-6)

@@ -38,9 +38,7 @@ def _sets(n: int, m: int, d: int, seed: int = 0):
 @pytest.mark.parametrize("kernel_name", ["gaussian", "iq", "imq"])
 def test_matches_kadtk(shape, kernel_name):
     x, y = _sets(*shape)
-    assert kernel_audio_distance(x, y, kernel_name=kernel_name) == pytest.approx(
-        _kadtk(x, y, kernel_name), rel=1e-6
-    )
+    assert kernel_audio_distance(x, y, kernel_name=kernel_name) == pytest.approx(_kadtk(x, y, kernel_name), rel=1e-6)
 
 
 def test_bandwidth_is_kadtks_median_of_the_evaluated_set():
