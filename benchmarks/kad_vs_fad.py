@@ -50,7 +50,9 @@ def run_backend(name: str, generated: dict, real: dict, reference: dict, sizes, 
     backend = load_backend(name)
     cache = EmbeddingCache(backend.version())
     gen = extract(backend, generated, cache, desc=f"{name} generated")
-    pool = extract(backend, real, cache, desc=f"{name} real train")
+    draw_keys = [random.Random(seed).sample(sorted(real), min(max(sizes), len(real))) for seed in range(draws)]
+    needed = {k: real[k] for keys in draw_keys for k in keys}
+    pool = extract(backend, needed, cache, desc=f"{name} real train")
     ref = frames(extract(backend, reference, cache, desc=f"{name} reference"), reference)
     h_ref = median_pairwise_distance(ref)
     rows = []
@@ -58,7 +60,7 @@ def run_backend(name: str, generated: dict, real: dict, reference: dict, sizes, 
         keys = list(generated)[:n]
         rows.append({"backend": name, "set": "generated", "clips": len(keys), **scores(frames(gen, keys), ref, h_ref)})
         for seed in range(draws):
-            keys = random.Random(seed).sample(sorted(real), min(n, len(real)))
+            keys = draw_keys[seed][:n]  # nested subsets, as the generated ones
             row = {"backend": name, "set": "real train", "seed": seed, "clips": len(keys)}
             rows.append({**row, **scores(frames(pool, keys), ref, h_ref)})
     return rows
