@@ -97,6 +97,36 @@ def loudness_spread(files: dict[str, Path]) -> tuple[dict, dict[str, tuple[float
     return summary, per
 
 
+def classifier_metrics(model: EmbeddingBackend, gen: dict, ref: dict, keys: list[str]) -> tuple[dict, list[str]]:
+    """Inception Score of the generated clips and, for the clips paired by name (``keys``), KL."""
+    if model.classifier is None:
+        return {}, [f"backend {model.name} has no classifier: no KL or Inception Score"]
+    metrics: dict[str, float] = {}
+    gen_logits = np.stack([f.logits for f in gen.values()])
+    # audioldm_eval's 10 splits, but at least 10 clips per split (a one-clip split always scores 1)
+    splits = max(1, min(10, len(gen_logits) // 10))
+    metrics["inception_score"], metrics["inception_score_std"] = inception_score(gen_logits, splits=splits)
+    metrics["inception_score_splits"] = splits
+    if keys:
+        ref_logits = np.stack([ref[k].logits for k in keys])
+        pair_logits = np.stack([gen[k].logits for k in keys])
+        metrics["kl_softmax"] = kl_divergence(pair_logits, ref_logits, "softmax")
+        metrics["kl_sigmoid"] = kl_divergence(pair_logits, ref_logits, "sigmoid")
+    return metrics, []
+
+
+def clap_score(scorer, audio: dict, clip_prompts: dict, metrics: dict) -> tuple[dict[str, float], dict[str, float]]:
+    """CLAP score of the clips that have a prompt (added to ``metrics``) -> (cosine per clip, mean per class)."""
+    scored = [k for k in audio if k in clip_prompts]
+    texts = scorer.encode_text([clip_prompts[k]["prompt"] for k in scored])
+    cos = clap_cosines(texts, np.stack([audio[k].frames[0] for k in scored]))
+    metrics.update(clap_scores(cos))
+    groups: dict[str, list[float]] = {}
+    for k, c in zip(scored, cos):
+        groups.setdefault(clip_prompts[k].get("label", clip_prompts[k]["prompt"]), []).append(float(c))
+    return {k: float(c) for k, c in zip(scored, cos)}, {g: float(np.mean(v)) for g, v in sorted(groups.items())}
+
+
 def evaluate(
     generated: str | os.PathLike,
     reference: str | os.PathLike,
@@ -154,19 +184,9 @@ def evaluate(
     metrics, notes, bandwidth = distances(gen_frames, ref_frames, fad_inf_steps, kad_bandwidth)
 
     # 4. Classifier metrics.
-    if model.classifier is not None:
-        gen_logits = np.stack([gen[k].logits for k in gen_files])
-        # audioldm_eval's 10 splits, but at least 10 clips per split (a one-clip split always scores 1)
-        splits = max(1, min(10, len(gen_logits) // 10))
-        metrics["inception_score"], metrics["inception_score_std"] = inception_score(gen_logits, splits=splits)
-        metrics["inception_score_splits"] = splits
-        if keys:
-            ref_logits = np.stack([ref[k].logits for k in keys])
-            pair_logits = np.stack([gen[k].logits for k in keys])
-            metrics["kl_softmax"] = kl_divergence(pair_logits, ref_logits, "softmax")
-            metrics["kl_sigmoid"] = kl_divergence(pair_logits, ref_logits, "sigmoid")
-    else:
-        notes.append(f"backend {model.name} has no classifier: no KL or Inception Score")
+    classified, classifier_notes = classifier_metrics(model, gen, ref, keys)
+    metrics.update(classified)
+    notes += classifier_notes
 
     # 5. CLAP score.
     clips = [{"file": gen_files[k].name, **clip_prompts.get(k, {})} for k in gen_files]
@@ -182,17 +202,11 @@ def evaluate(
             audio = gen
         else:
             audio = extract(scorer, gen_files, EmbeddingCache(scorer.version(), cache_root, cache), progress, "CLAP")
-        scored = [k for k in gen_files if k in clip_prompts]
-        texts = scorer.encode_text([clip_prompts[k]["prompt"] for k in scored])
-        cos = clap_cosines(texts, np.stack([audio[k].frames[0] for k in scored]))
-        metrics.update(clap_scores(cos))
-        groups: dict[str, list[float]] = {}
-        for k, c in zip(scored, cos):
-            clips[index[k]]["clap_cosine"] = float(c)
-            groups.setdefault(clip_prompts[k].get("label", clip_prompts[k]["prompt"]), []).append(float(c))
-        per_class = {g: float(np.mean(v)) for g, v in sorted(groups.items())}
-        if len(scored) < len(gen_files):
-            notes.append(f"CLAP score over the {len(scored)} of {len(gen_files)} clips that have a prompt")
+        cosines, per_class = clap_score(scorer, audio, clip_prompts, metrics)
+        for k, c in cosines.items():
+            clips[index[k]]["clap_cosine"] = c
+        if len(cosines) < len(gen_files):
+            notes.append(f"CLAP score over the {len(cosines)} of {len(gen_files)} clips that have a prompt")
     else:
         notes.append("no prompts (no --prompts file, no sidecars): no CLAP score")
 
