@@ -61,7 +61,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default=str(cache_dir() / "corpus"))
     parser.add_argument("--weights", default=None, help="aisfx checkpoint (default: the installed wheel's)")
-    parser.add_argument("--l2", type=float, nargs="+", default=[1e-3, 1e-2, 1e-1, 1.0], help="L2 weights to try")
+    parser.add_argument(
+        "--l2",
+        type=float,
+        nargs="+",
+        default=[1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1, 1.0],
+        help="L2 weights to try",
+    )
     parser.add_argument("--embeddings", default=None, help="an .npz to keep the split embeddings in (reused)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-save", action="store_true", help="do not save the probe")

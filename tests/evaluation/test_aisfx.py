@@ -190,5 +190,10 @@ def test_backend_probe_gives_logits_and_ranks():
     np.testing.assert_allclose(feats.logits, probe.logits(feats.frames.mean(axis=0, keepdims=True))[0], rtol=1e-6)
     ranks = judged.rank_classes(clips, ["loud", "quiet"])
     assert ranks.shape == (6, 2) and [r[0] for r in ranks] == [1, 0, 1, 0, 1, 0]
+    from tta.evaluation.generation import class_ranks, real_clip_topk
+
+    np.testing.assert_array_equal(class_ranks(judged, clips, ["loud", "quiet"]), ranks)  # the --judge aisfx path
+    items = [{"audio": torch.from_numpy(c), "labels": [lab]} for c, lab in zip(clips, labels)]
+    assert real_clip_topk(judged, items, ["loud", "quiet"]) == (1.0, 1.0)
     with pytest.raises(InputError, match="linear probe"):
         backend.rank_classes(clips, ["loud"])
