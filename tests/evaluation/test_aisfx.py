@@ -197,3 +197,22 @@ def test_backend_probe_gives_logits_and_ranks():
     assert real_clip_topk(judged, items, ["loud", "quiet"]) == (1.0, 1.0)
     with pytest.raises(InputError, match="linear probe"):
         backend.rank_classes(clips, ["loud"])
+
+
+def test_tta_eval_with_the_aisfx_backend(folders, clap_dir, tmp_path):
+    import json
+
+    from tta.cli import main
+
+    torch.manual_seed(4)
+    _write_checkpoint(tmp_path / "checkpoint.pth", AisfxNet())
+    gen, ref = folders
+    out = tmp_path / "report"
+    args = ["eval", "--generated", str(gen), "--reference", str(ref), "-o", str(out), "--no-progress"]
+    args += ["--backend", "aisfx", "--backend-weights", str(tmp_path / "checkpoint.pth"), "--clap", str(clap_dir)]
+    assert main([*args, "--per-clip"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["backend"] == "aisfx" and report["counts"]["generated_frames"] == 6  # 1 s: 1 block
+    assert {"fad", "kad", "clap_score"} <= set(report["metrics"]) and "inception_score" not in report["metrics"]
+    assert all("kad_distance" in c for c in report["clips"])
+    assert any("no classifier" in n for n in report["notes"])
