@@ -67,6 +67,27 @@ def test_embedding_matches_package_inference(tmp_path, monkeypatch):
     np.testing.assert_allclose(ours.frames, theirs, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("n", [500, 1024, 2048, 44032, 44033])
+def test_frames_match_essentia_at_the_edges(tmp_path, n):
+    """Frame count and values where the length is under, at and just past multiples of the hop."""
+    ess = aisfx_essentia()
+    wav = (0.1 * np.random.default_rng(n).normal(size=n)).astype(np.float32)
+    sf.write(tmp_path / "edge.wav", wav, 44100, subtype="PCM_16")
+    wav, _ = sf.read(tmp_path / "edge.wav", dtype="float32")
+    spec = ess.compute_spectrogram(
+        filename=str(tmp_path / "edge.wav"),
+        sr=44100.0,
+        block_size=2048,
+        hop_size=1024,
+        n_mels=96,
+        f_min=0.0,
+        f_max=22050.0,
+    )
+    ours = aisfx_logmel(wav).numpy() * 9.457798957824707  # before the paper's normalisation
+    assert ours.shape == spec.shape
+    np.testing.assert_allclose(ours, spec, atol=1e-5)
+
+
 def test_mel_matrix_matches_essentia():
     aisfx_essentia()
     import essentia.standard as es
