@@ -74,8 +74,16 @@ def _rows(audio) -> tuple[np.ndarray, object]:
     return rows, back
 
 
+def _pyloudnorm():
+    try:
+        import pyloudnorm
+    except ImportError as err:  # a dependency of tta; missing only in a hand-made environment
+        raise InputError("loudness needs pyloudnorm (pip install pyloudnorm)") from err
+    return pyloudnorm
+
+
 def _loudness_1d(wav: np.ndarray, sample_rate: int) -> float:
-    import pyloudnorm
+    pyloudnorm = _pyloudnorm()
 
     if wav.size == 0 or not np.any(wav):
         return float("-inf")
