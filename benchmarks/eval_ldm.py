@@ -12,8 +12,14 @@ are embedded once. Prints a markdown table and, with ``--json``, writes every fi
     .venv/bin/python benchmarks/eval_ldm.py --guidance 6 --compose mix --mix-gain-db 0 -6 -12 --pairs-only
 
 With ``--candidates N`` the pipeline keeps the best of N by its CLAP, which for the shipped model also judges:
-such rows measure the re-ranking feature, not the UNet alone. The first line gives the judge's top-1 on the real
-single-source clips of the split, the ceiling of the single-source column.
+such rows measure the re-ranking feature, not the UNet alone. The first line gives the judge's top-1 (and top-5) on the
+real single-source clips of the split, the ceiling of the single-source column.
+
+``--judge aisfx`` ranks the classes with the aisfx backend's linear probe (an SFX-trained CNN that never
+conditioned the model, with a probe trained on the corpus train split: ``benchmarks/aisfx_probe.py``) instead
+of our CLAP; FAD stays in our CLAP's embedding space.
+
+    .venv/bin/python benchmarks/eval_ldm.py --guidance 6 --steps 12 --judge aisfx clap --threads 2
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from tta.evaluation.generation import (
     TWO_SOURCE_PROMPTS,
     alignment,
     generate,
-    real_clip_alignment,
+    real_clip_topk,
     single_source_prompts,
 )
 from tta.models.clap import load_clap
@@ -86,6 +92,13 @@ def main() -> None:
         "--seed + 500 (for choosing settings without touching the reported prompts)",
     )
     parser.add_argument("--retrieval", default=None, metavar="INDEX", help="a retrieval index (tta index build)")
+    parser.add_argument(
+        "--judge",
+        nargs="+",
+        default=["clap"],
+        choices=["clap", "aisfx"],
+        help="who ranks the classes: our CLAP (zero-shot) and/or the aisfx probe; each row is judged by each",
+    )
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     if args.threads:
@@ -103,13 +116,16 @@ def main() -> None:
     pair_prompts = [p for p, _, _ in pairs]
     items = load_split(args.corpus, args.split, max_seconds=10.0)
     ref_emb = embed_clips(clap, [it["audio"] for it in items]).numpy()
-    print(f"real {args.split} clips, single-source top-1: {real_clip_alignment(clap, items, classes):.1%}")
+    judges = {name: clap if name == "clap" else _aisfx_judge() for name in args.judge}
+    for name, judge in judges.items():
+        top1, top5 = real_clip_topk(judge, items, classes)
+        print(f"real {args.split} clips judged by {name}: single-source top-1 {top1:.1%}, top-5 {top5:.1%}")
     rows = []
     print(
-        "| prior | compose | mix dB | guidance | steps | candidates | single-source top-1 | top-5 "
+        "| prior | compose | mix dB | guidance | steps | candidates | judge | single-source top-1 | top-5 "
         "| two-source both in top 5 | FAD | s per clip |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     max_sources = prior.max_sources if prior is not None else 1
     settings = itertools.product(
         args.prior, args.compose, args.mix_gain_db, args.guidance, args.steps, args.candidates
@@ -129,22 +145,31 @@ def main() -> None:
             fad = frechet_distance(embed_clips(clap, [torch.as_tensor(a) for a in audio]).numpy(), ref_emb)
         pair_audio, pair_s = generate(pipe, pair_prompts, args.seconds, steps, guidance, seed + 10_000, **kw)
         per_clip = per_clip if single_rows else pair_s
-        out = alignment(clap, single_rows, audio, pairs, pair_audio, classes)
-        row = {"prior": pipe.prior is not None, "compose": compose, "mix_gain_db": gain_db, "guidance": guidance}
-        row["steps"] = steps
-        row["candidates"] = n
-        rows.append({**row, "fad": fad, "seconds_per_clip": per_clip, **out})
-        pair_cell = f"{out['pair_both_top5']:.0%}"
-        single_cells = "- | -" if args.pairs_only else f"{out['single_top1']:.1%} | {out['single_top5']:.1%}"
-        print(
-            f"| {'on' if row['prior'] else 'off'} | {compose} | {gain_db:g} | {guidance:g} | {steps} | {n} | {single_cells} | "
-            f"{pair_cell} | {fad:.3f} | {per_clip:.2f} |",
-            flush=True,
-        )
+        for name, judge in judges.items():
+            out = alignment(judge, single_rows, audio, pairs, pair_audio, classes)
+            row = {"prior": pipe.prior is not None, "compose": compose, "mix_gain_db": gain_db, "guidance": guidance}
+            row.update(steps=steps, candidates=n, judge=name)
+            rows.append({**row, "fad": fad, "seconds_per_clip": per_clip, **out})
+            pair_cell = f"{out['pair_both_top5']:.0%}"
+            single_cells = "- | -" if args.pairs_only else f"{out['single_top1']:.1%} | {out['single_top5']:.1%}"
+            print(
+                f"| {'on' if row['prior'] else 'off'} | {compose} | {gain_db:g} | {guidance:g} | {steps} | {n} | "
+                f"{name} | {single_cells} | {pair_cell} | {fad:.3f} | {per_clip:.2f} |",
+                flush=True,
+            )
     if prior is not None:
         prior.max_sources = max_sources
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def _aisfx_judge():
+    from tta.evaluation.backends.aisfx import AisfxBackend
+
+    judge = AisfxBackend()
+    if judge.probe is None:
+        raise SystemExit("--judge aisfx needs the linear probe: run benchmarks/aisfx_probe.py first")
+    return judge
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@
 * torchvggish (``pip install --no-deps torchvggish==0.2``) and panns_inference (``pip install --no-deps
   panns-inference==0.1.1 torchlibrosa==0.1.0``): imported under stub parent packages; ``resampy`` (only used
   to resample, which the tests never need) is stubbed when absent.
+* kadtk (``pip install --no-deps kadtk==1.1.0``): ``kadtk/kad.py`` imports hypy_utils and its loaders at module
+  level; :func:`kadtk_functions` compiles ``calc_kernel_audio_distance`` and ``median_pairwise_distance`` alone.
+* aisfx (``pip install --no-deps aisfx==0.1.2``): its modules imported under a stub parent package (its
+  ``__init__`` is not run); the paper's front end needs Essentia (``pip install --no-deps
+  essentia==2.1b6.dev1389 six==1.17.0``), checked separately by :func:`aisfx_essentia`.
 
 Each loader skips the calling test with the install line when the package is absent.
 """
@@ -117,3 +122,41 @@ def panns_models() -> types.ModuleType:
     package_dir("torchlibrosa", "pip install --no-deps torchlibrosa==0.1.0")
     _stub_package("panns_inference", root)
     return importlib.import_module("panns_inference.models")
+
+
+KADTK = "pip install --no-deps kadtk==1.1.0"
+AISFX = "pip install --no-deps aisfx==0.1.2"
+ESSENTIA = "pip install --no-deps essentia==2.1b6.dev1389 six==1.17.0"
+
+
+def kadtk_functions() -> types.SimpleNamespace:
+    """kadtk's ``calc_kernel_audio_distance`` and ``median_pairwise_distance``."""
+    import numpy as np
+    import torch
+
+    file = package_dir("kadtk", KADTK) / "kad.py"
+    ns = {"torch": torch, "np": np, "SCALE_FACTOR": 100}
+    kad = reference_function(file, "calc_kernel_audio_distance", ns)
+    median = reference_function(file, "median_pairwise_distance", ns)
+    return types.SimpleNamespace(calc_kernel_audio_distance=kad, median_pairwise_distance=median)
+
+
+def aisfx_modules() -> types.SimpleNamespace:
+    """aisfx's ``models.cnn2d``, ``inference`` and ``preprocessing`` modules."""
+    root = package_dir("aisfx", AISFX)
+    _stub_package("aisfx", root)
+    return types.SimpleNamespace(
+        cnn2d=importlib.import_module("aisfx.models.cnn2d"),
+        inference=importlib.import_module("aisfx.inference"),
+        preprocessing=importlib.import_module("aisfx.preprocessing"),
+        root=root,
+    )
+
+
+def aisfx_essentia():
+    """aisfx's Essentia spectrogram module (the paper's front end), or skip without Essentia."""
+    aisfx_modules()
+    try:
+        return importlib.import_module("aisfx.spectrogram.spectrogram_essentia")
+    except ImportError as err:
+        pytest.skip(f"Essentia not importable ({err}; {ESSENTIA})")

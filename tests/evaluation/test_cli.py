@@ -32,6 +32,23 @@ def test_identical_clips_report_psnr_as_text(folders, clap_dir, tmp_path):
     assert json.loads((out / "report.json").read_text())["metrics"]["psnr"] == "inf"  # valid JSON, no Infinity
 
 
+def test_per_clip_table_and_loudness_in_the_report(folders, clap_dir, tmp_path):
+    gen, ref = folders
+    out = tmp_path / "per_clip"
+    args = ["eval", "--generated", str(gen), "--reference", str(ref), "-o", str(out), "--no-progress"]
+    assert main([*args, "--backend", "laion-clap", "--backend-weights", str(clap_dir), "--per-clip"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert isinstance(report["metrics"]["kad"], float) and abs(report["metrics"]["kad"]) < 200  # KAD <= 2 x 100
+    scores = [c["kad_distance"] for c in report["clips"]]
+    assert all("clap_cosine" in c and "lufs" in c for c in report["clips"])
+    md = (out / "report.md").read_text()
+    assert "| KAD (kernel audio distance" in md and "| integrated loudness (LUFS) |" in md
+    table = md[md.index("Per clip, farthest") :].splitlines()[4:10]
+    files = [line.split(" | ")[0].strip("| ") for line in table]
+    by_score = [c["file"] for c in sorted(report["clips"], key=lambda c: -c["kad_distance"])]
+    assert files == by_score and len(set(scores)) == 6
+
+
 def _error(capsys, *args) -> str:
     assert main(["eval", *args, "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
@@ -46,6 +63,9 @@ def test_bad_input_is_one_line_and_exit_2(folders, tmp_path, capsys):
     one = write_folder(tmp_path / "one", seed=0, n=1)
     broken = write_folder(tmp_path / "broken", seed=0, n=2)
     (broken / "clip_1.wav").write_bytes(b"RIFF not really a wav file")
+    assert "--kad-bandwidth" in _error(
+        capsys, "--generated", str(gen), "--reference", str(ref), "--kad-bandwidth", "x"
+    )
     others = write_folder(tmp_path / "others", seed=0, n=6)
     (others / "clip_5.wav").rename(others / "zzz.wav")
     assert "no audio files" in _error(capsys, "--generated", str(empty), "--reference", str(ref))

@@ -131,3 +131,32 @@ def test_non_clap_backend_uses_a_separate_clap_for_the_clap_score(folders, tiny_
     assert any("no classifier" in note for note in report["notes"])
     clap_only = _run(gen, ref, tiny_clap_backend)["metrics"]
     assert m["clap_score"] == pytest.approx(clap_only["clap_score"], rel=1e-6)
+
+
+def test_kad_per_clip_and_loudness_equal_direct_computation(folders, tiny_clap_backend):
+    from tta.audio.loudness import measure_loudness, true_peak
+    from tta.evaluation.kad import kernel_audio_distance, median_pairwise_distance, per_clip_kernel_distance
+
+    gen, ref = folders
+    report = _run(gen, ref, tiny_clap_backend, per_clip=True)
+    paths = {side: sorted(folder.glob("*.wav")) for side, folder in (("gen", gen), ("ref", ref))}
+    g = [tiny_clap_backend.features(load_audio(p)).frames for p in paths["gen"]]
+    r_emb = np.concatenate([tiny_clap_backend.features(load_audio(p)).frames for p in paths["ref"]])
+    g_emb = np.concatenate(g)
+    assert report["metrics"]["kad"] == pytest.approx(kernel_audio_distance(g_emb, r_emb), rel=1e-9)
+    h = median_pairwise_distance(g_emb)
+    assert report["settings"]["kad_bandwidth"] == pytest.approx(h, rel=1e-12)
+    expected = per_clip_kernel_distance(g, r_emb, h)
+    wavs = np.stack([load_audio(p) for p in paths["gen"]])
+    lufs, peaks = measure_loudness(wavs, 16000), true_peak(wavs)
+    for row, score, lu, tp in zip(report["clips"], expected, lufs, peaks):
+        assert row["kad_distance"] == pytest.approx(score, rel=1e-9)
+        assert row["lufs"] == pytest.approx(lu, abs=1e-9) and row["true_peak"] == pytest.approx(tp, rel=1e-9)
+        assert "clap_cosine" in row
+    spread = report["loudness"]
+    assert (spread["clips"], spread["silent"]) == (6, 0)
+    assert spread["lufs_min"] == pytest.approx(lufs.min()) and spread["lufs_max"] == pytest.approx(lufs.max())
+    with_ref = _run(gen, ref, tiny_clap_backend, kad_bandwidth="reference", loudness=False)
+    assert with_ref["settings"]["kad_bandwidth"] == pytest.approx(median_pairwise_distance(r_emb), rel=1e-12)
+    assert with_ref["loudness"] == {} and "lufs" not in with_ref["clips"][0]
+    assert "kad_distance" not in with_ref["clips"][0]

@@ -1,4 +1,4 @@
-"""``tta eval``: FAD, FAD∞, CLAP score, KL, Inception Score and paired metrics of a folder of generated clips.
+"""``tta eval``: FAD, FAD∞, KAD, CLAP score, KL, Inception Score and paired metrics of a folder of generated clips.
 
 A thin layer over :func:`tta.evaluation.evaluate`; writes ``report.json`` and ``report.md`` (and PNG plots with
 ``--plots``) to ``--out`` and prints the Markdown table.
@@ -37,8 +37,23 @@ def register(subparsers) -> None:
         "--backend-weights",
         default=None,
         metavar="PATH",
-        help="the backend's weights: a CLAP folder (clap, laion-clap), vggish-10086976.pth, Cnn14_mAP=0.431.pth",
+        help="the backend's weights: a CLAP folder (clap, laion-clap), vggish-10086976.pth, Cnn14_mAP=0.431.pth, "
+        "aisfx's checkpoint.pth (default: the installed aisfx wheel's)",
     )
+    p.add_argument(
+        "--per-clip",
+        action="store_true",
+        help="add each generated clip's kernel distance to the reference set, its CLAP score and loudness to the "
+        "report (a table, farthest clip first), to find the bad clips",
+    )
+    p.add_argument(
+        "--kad-bandwidth",
+        default=None,
+        metavar="H",
+        help="KAD kernel bandwidth: a number, or 'reference' (median pairwise distance of the reference frames); "
+        "default: kadtk's, that of the generated frames",
+    )
+    p.add_argument("--no-loudness", action="store_true", help="skip the loudness spread (LUFS, true peak)")
     p.add_argument(
         "--clap", default=None, metavar="DIR", help="CLAP folder for the CLAP score with a non-CLAP backend"
     )
@@ -76,8 +91,22 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         cache=not args.no_cache,
         progress=not args.no_progress,
+        per_clip=args.per_clip,
+        kad_bandwidth=_bandwidth(args.kad_bandwidth),
+        loudness=not args.no_loudness,
     )
     paths = write_report(report, args.out, plots=args.plots)
     print(markdown(report), end="")
     print(f"wrote {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def _bandwidth(value: str | None) -> float | str | None:
+    from tta.errors import InputError
+
+    if value is None or value in ("reference", "evaluated"):
+        return value
+    try:
+        return float(value)
+    except ValueError as err:
+        raise InputError(f"--kad-bandwidth must be a number or 'reference', got {value!r}") from err

@@ -59,7 +59,12 @@ def single_source_prompts(classes: Sequence[str]) -> list[tuple[str, str]]:
 
 @torch.no_grad()
 def class_ranks(clap, audio: Sequence, classes: Sequence[str]) -> np.ndarray:
-    """[N, C]: for each clip, the class indices ordered from the CLAP's best match down."""
+    """[N, C]: for each clip, the class indices ordered from the judge's best match down.
+
+    ``clap`` is a CLAP (zero-shot against ``class_prompt(c)``) or any judge with a ``rank_classes(audio,
+    classes)`` method, such as the aisfx backend with its linear probe (``--judge aisfx``)."""
+    if hasattr(clap, "rank_classes"):
+        return clap.rank_classes(audio, classes)
     from tta.data.captions import class_prompt
     from tta.evaluation.clap_zero_shot import class_text_embeddings, embed_clips
 
@@ -123,12 +128,18 @@ def noise_baseline(vocoder, mels: Sequence[torch.Tensor], count: int, frames: in
 def real_clip_alignment(clap, items: Sequence[dict], classes: Sequence[str]) -> float:
     """The single-source top-1 of real recordings (``items`` from ``load_split``, single-label ones of a known
     class): the ceiling the judging CLAP puts on generated clips under the same protocol."""
+    return real_clip_topk(clap, items, classes)[0]
+
+
+def real_clip_topk(judge, items: Sequence[dict], classes: Sequence[str]) -> tuple[float, float]:
+    """(top-1, top-5) of real single-label recordings under ``judge`` (see :func:`real_clip_alignment`)."""
     index = {c: i for i, c in enumerate(classes)}
     single = [(it["audio"], it["labels"][0]) for it in items if len(it["labels"]) == 1 and it["labels"][0] in index]
     if not single:
-        return float("nan")
-    ranks = class_ranks(clap, [a for a, _ in single], classes)
-    return float(np.mean([r[0] == index[c] for r, (_, c) in zip(ranks, single)]))
+        return float("nan"), float("nan")
+    ranks = class_ranks(judge, [a for a, _ in single], classes)
+    top1 = float(np.mean([r[0] == index[c] for r, (_, c) in zip(ranks, single)]))
+    return top1, float(np.mean([index[c] in r[:5] for r, (_, c) in zip(ranks, single)]))
 
 
 def realism(clap, generated: Sequence, reference: Sequence, floor_reference: Sequence, baseline: Sequence) -> dict:

@@ -19,6 +19,7 @@ METRIC_LABELS: dict[str, tuple[str, str]] = {
     "fad": ("FAD", "lower"),
     "fad_inf": ("FAD∞ (fit against 1/n, as fadtk)", "lower"),
     "fad_inf_r2": ("FAD∞ fit R²", ""),
+    "kad": ("KAD (kernel audio distance, ×100, as kadtk)", "lower"),
     "clap_score": ("CLAP score (mean cosine)", "higher"),
     "clap_score_x100": ("CLAP score ×100", "higher"),
     "clap_score_w2.5": ("CLAP score, mean 2.5·max(0, cos) (CLIPScore convention)", "higher"),
@@ -59,8 +60,37 @@ def markdown(report: dict) -> str:
         label, better = METRIC_LABELS.get(name, (name, ""))
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         lines.append(f"| {label} | {shown} | {better} |")
+    lines += loudness_lines(report.get("loudness") or {})
+    if s.get("per_clip"):
+        lines += per_clip_table(report["clips"])
     lines += [f"\n* {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def loudness_lines(spread: dict) -> list[str]:
+    """The loudness spread of the generated clips as a small table (empty without one)."""
+    if not spread.get("clips"):
+        return []
+    lines = ["", f"Loudness of the generated clips ({spread['clips']} clips, {spread['silent']} silent):", ""]
+    lines += ["| | min | median | max |", "| --- | ---: | ---: | ---: |"]
+    for key, label in (("lufs", "integrated loudness (LUFS)"), ("true_peak_dbtp", "true peak (dBTP)")):
+        if f"{key}_min" in spread:
+            values = [spread[f"{key}_{stat}"] for stat in ("min", "median", "max")]
+            lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    return lines
+
+
+def per_clip_table(clips: list[dict]) -> list[str]:
+    """Every generated clip, farthest from the reference set first: kernel distance, CLAP cosine, loudness."""
+    rows = sorted(clips, key=lambda c: -c.get("kad_distance", float("-inf")))
+    lines = ["", "Per clip, farthest from the reference set first:", ""]
+    lines += ["| file | prompt | kernel distance | CLAP cosine | LUFS |", "| --- | --- | ---: | ---: | ---: |"]
+    for c in rows:
+        cells = [c.get(k) for k in ("kad_distance", "clap_cosine", "lufs")]
+        shown = " | ".join("" if v is None else f"{v:.3f}" for v in cells)
+        prompt = str(c.get("prompt", "")).replace("|", "/")[:60]
+        lines.append(f"| {c['file']} | {prompt} | {shown} |")
+    return lines
 
 
 def write_report(report: dict, out_dir: str | os.PathLike, plots: bool = False) -> list[Path]:

@@ -1,9 +1,11 @@
 """``evaluate``: the one entry point that ``tta eval`` and Python callers use.
 
 Steps: 1. list the generated and reference clips and the prompts; 2. embed every clip with the backend (through
-the cache); 3. FAD and FAD∞ on the pooled frames; 4. Inception Score and, for clips paired by name, KL from
-the backend's classifier; 5. CLAP score of the generated clips with their prompts; 6. paired metrics (mel
-distance, LSD, PSNR) for clips paired by name. The result is a plain dict (see :mod:`tta.evaluation.report`).
+the cache); 3. FAD, FAD∞ and KAD on the pooled frames (and, with ``per_clip``, each generated clip's kernel
+distance to the reference set); 4. Inception Score and, for clips paired by name, KL from the backend's
+classifier; 5. CLAP score of the generated clips with their prompts; 6. paired metrics (mel distance, LSD, PSNR)
+for clips paired by name; 7. the loudness spread of the generated clips (integrated LUFS and true peak). The
+result is a plain dict (see :mod:`tta.evaluation.report`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tta.evaluation.backends.base import ClipFeatures
 from tta.evaluation.cache import EmbeddingCache
 from tta.evaluation.frechet import fad_inf, frechet_distance
 from tta.evaluation.inputs import list_audio, read_prompts, sidecar_prompts
+from tta.evaluation.kad import kernel_audio_distance, per_clip_kernel_distance, resolve_bandwidth
 from tta.evaluation.paired import paired_metrics
 from tta.evaluation.scores import clap_cosines, clap_scores, inception_score, kl_divergence
 
@@ -63,6 +66,67 @@ def collect_prompts(generated: dict[str, Path], prompts_file: str | os.PathLike 
     return {k: prompts[k] for k in generated}
 
 
+def distances(gen_frames: np.ndarray, ref_frames: np.ndarray, fad_inf_steps: int, kad_bandwidth=None):
+    """FAD, FAD∞ and KAD of pooled frames [N, D] against [M, D] -> (metrics, notes, KAD bandwidth)."""
+    metrics: dict[str, float] = {"fad": frechet_distance(gen_frames, ref_frames)}
+    notes: list[str] = []
+    if len(gen_frames) >= 4:
+        inf = fad_inf(gen_frames, ref_frames, steps=fad_inf_steps)
+        metrics.update({"fad_inf": inf.score, "fad_inf_r2": inf.r2})
+    if len(gen_frames) <= gen_frames.shape[1] or len(ref_frames) <= ref_frames.shape[1]:
+        notes.append(
+            f"fewer embeddings ({len(gen_frames)} generated, {len(ref_frames)} reference) than dimensions "
+            f"({gen_frames.shape[1]}): covariances are singular and FAD depends on the set sizes; "
+            "compare runs of equal sizes, or FAD∞ or KAD"
+        )
+    bandwidth = resolve_bandwidth(gen_frames, ref_frames, kad_bandwidth)
+    metrics["kad"] = kernel_audio_distance(gen_frames, ref_frames, bandwidth=bandwidth)
+    return metrics, notes, bandwidth
+
+
+def loudness_spread(files: dict[str, Path]) -> tuple[dict, dict[str, tuple[float, float]]]:
+    """Summary (min / median / max LUFS and dBTP) and per-clip (LUFS, true peak) of the files, read at 16 kHz."""
+    from tta.audio.io import SAMPLE_RATE, load_audio
+    from tta.audio.loudness import loudness_summary, measure_loudness, true_peak
+
+    per = {}
+    for key, path in files.items():
+        wav = load_audio(path, SAMPLE_RATE)
+        per[key] = (float(measure_loudness(wav, SAMPLE_RATE)[0]), float(true_peak(wav)[0]))
+    summary = loudness_summary([v[0] for v in per.values()], [v[1] for v in per.values()])
+    return summary, per
+
+
+def classifier_metrics(model: EmbeddingBackend, gen: dict, ref: dict, keys: list[str]) -> tuple[dict, list[str]]:
+    """Inception Score of the generated clips and, for the clips paired by name (``keys``), KL."""
+    if model.classifier is None:
+        return {}, [f"backend {model.name} has no classifier: no KL or Inception Score"]
+    metrics: dict[str, float] = {}
+    gen_logits = np.stack([f.logits for f in gen.values()])
+    # audioldm_eval's 10 splits, but at least 10 clips per split (a one-clip split always scores 1)
+    splits = max(1, min(10, len(gen_logits) // 10))
+    metrics["inception_score"], metrics["inception_score_std"] = inception_score(gen_logits, splits=splits)
+    metrics["inception_score_splits"] = splits
+    if keys:
+        ref_logits = np.stack([ref[k].logits for k in keys])
+        pair_logits = np.stack([gen[k].logits for k in keys])
+        metrics["kl_softmax"] = kl_divergence(pair_logits, ref_logits, "softmax")
+        metrics["kl_sigmoid"] = kl_divergence(pair_logits, ref_logits, "sigmoid")
+    return metrics, []
+
+
+def clap_score(scorer, audio: dict, clip_prompts: dict, metrics: dict) -> tuple[dict[str, float], dict[str, float]]:
+    """CLAP score of the clips that have a prompt (added to ``metrics``) -> (cosine per clip, mean per class)."""
+    scored = [k for k in audio if k in clip_prompts]
+    texts = scorer.encode_text([clip_prompts[k]["prompt"] for k in scored])
+    cos = clap_cosines(texts, np.stack([audio[k].frames[0] for k in scored]))
+    metrics.update(clap_scores(cos))
+    groups: dict[str, list[float]] = {}
+    for k, c in zip(scored, cos):
+        groups.setdefault(clip_prompts[k].get("label", clip_prompts[k]["prompt"]), []).append(float(c))
+    return {k: float(c) for k, c in zip(scored, cos)}, {g: float(np.mean(v)) for g, v in sorted(groups.items())}
+
+
 def evaluate(
     generated: str | os.PathLike,
     reference: str | os.PathLike,
@@ -76,6 +140,9 @@ def evaluate(
     cache_root: str | os.PathLike | None = None,
     fad_inf_steps: int = 25,
     progress: bool = True,
+    per_clip: bool = False,
+    kad_bandwidth: float | str | None = None,
+    loudness: bool = True,
 ) -> dict:
     """Evaluate a folder of generated clips against a folder of reference clips.
 
@@ -88,10 +155,15 @@ def evaluate(
             (default: the shipped one).
         paired: True: every generated clip must have a reference of the same name (paired metrics and KL);
             None: paired metrics when all have one; False: none.
+        per_clip: add each generated clip's kernel distance to the reference set (``kad_distance``, see
+            :func:`tta.evaluation.kad.per_clip_kernel_distance`) to its row of ``clips``.
+        kad_bandwidth: KAD's kernel bandwidth: None (kadtk's: median pairwise distance of the generated
+            frames), ``"reference"``, or a number.
+        loudness: measure the generated clips' integrated loudness and true peak (``loudness`` in the result).
 
     Returns:
         dict: ``metrics`` (name -> float), ``counts``, ``per_class_clap_score``, ``clips`` (per-clip rows),
-        ``notes``, ``settings``.
+        ``loudness`` (summary), ``notes``, ``settings``.
     """
     start = time.perf_counter()
     # 1. Inputs, checked before any model loads.
@@ -108,37 +180,21 @@ def evaluate(
     gen_frames = np.concatenate([f.frames for f in gen.values()])
     ref_frames = np.concatenate([f.frames for f in ref.values()])
 
-    # 3. FAD, FAD-inf.
-    metrics: dict[str, float] = {"fad": frechet_distance(gen_frames, ref_frames)}
-    notes: list[str] = []
-    if len(gen_frames) >= 4:
-        inf = fad_inf(gen_frames, ref_frames, steps=fad_inf_steps)
-        metrics.update({"fad_inf": inf.score, "fad_inf_r2": inf.r2})
-    if len(gen_frames) <= gen_frames.shape[1] or len(ref_frames) <= ref_frames.shape[1]:
-        notes.append(
-            f"fewer embeddings ({len(gen_frames)} generated, {len(ref_frames)} reference) than dimensions "
-            f"({gen_frames.shape[1]}): covariances are singular and FAD depends on the set sizes; "
-            "compare runs of equal sizes, or FAD∞"
-        )
+    # 3. FAD, FAD-inf, KAD.
+    metrics, notes, bandwidth = distances(gen_frames, ref_frames, fad_inf_steps, kad_bandwidth)
 
     # 4. Classifier metrics.
-    if model.classifier is not None:
-        gen_logits = np.stack([gen[k].logits for k in gen_files])
-        # audioldm_eval's 10 splits, but at least 10 clips per split (a one-clip split always scores 1)
-        splits = max(1, min(10, len(gen_logits) // 10))
-        metrics["inception_score"], metrics["inception_score_std"] = inception_score(gen_logits, splits=splits)
-        metrics["inception_score_splits"] = splits
-        if keys:
-            ref_logits = np.stack([ref[k].logits for k in keys])
-            pair_logits = np.stack([gen[k].logits for k in keys])
-            metrics["kl_softmax"] = kl_divergence(pair_logits, ref_logits, "softmax")
-            metrics["kl_sigmoid"] = kl_divergence(pair_logits, ref_logits, "sigmoid")
-    else:
-        notes.append(f"backend {model.name} has no classifier: no KL or Inception Score")
+    classified, classifier_notes = classifier_metrics(model, gen, ref, keys)
+    metrics.update(classified)
+    notes += classifier_notes
 
     # 5. CLAP score.
     clips = [{"file": gen_files[k].name, **clip_prompts.get(k, {})} for k in gen_files]
     index = {k: i for i, k in enumerate(gen_files)}
+    if per_clip:
+        scores = per_clip_kernel_distance([gen[k].frames for k in gen_files], ref_frames, bandwidth)
+        for row, score in zip(clips, scores):
+            row["kad_distance"] = score
     per_class: dict[str, float] = {}
     if clip_prompts:
         scorer = model if hasattr(model, "encode_text") else _clap_backend(clap, device)
@@ -146,17 +202,11 @@ def evaluate(
             audio = gen
         else:
             audio = extract(scorer, gen_files, EmbeddingCache(scorer.version(), cache_root, cache), progress, "CLAP")
-        scored = [k for k in gen_files if k in clip_prompts]
-        texts = scorer.encode_text([clip_prompts[k]["prompt"] for k in scored])
-        cos = clap_cosines(texts, np.stack([audio[k].frames[0] for k in scored]))
-        metrics.update(clap_scores(cos))
-        groups: dict[str, list[float]] = {}
-        for k, c in zip(scored, cos):
-            clips[index[k]]["clap_cosine"] = float(c)
-            groups.setdefault(clip_prompts[k].get("label", clip_prompts[k]["prompt"]), []).append(float(c))
-        per_class = {g: float(np.mean(v)) for g, v in sorted(groups.items())}
-        if len(scored) < len(gen_files):
-            notes.append(f"CLAP score over the {len(scored)} of {len(gen_files)} clips that have a prompt")
+        cosines, per_class = clap_score(scorer, audio, clip_prompts, metrics)
+        for k, c in cosines.items():
+            clips[index[k]]["clap_cosine"] = c
+        if len(cosines) < len(gen_files):
+            notes.append(f"CLAP score over the {len(cosines)} of {len(gen_files)} clips that have a prompt")
     else:
         notes.append("no prompts (no --prompts file, no sidecars): no CLAP score")
 
@@ -172,6 +222,13 @@ def evaluate(
         for name in rows[0]:
             metrics[name] = float(np.mean([r[name] for r in rows]))
 
+    # 7. Loudness.
+    spread: dict = {}
+    if loudness:
+        spread, per_loudness = loudness_spread(gen_files)
+        for k, (lufs, peak) in per_loudness.items():
+            clips[index[k]].update(lufs=lufs, true_peak=peak)
+
     return {
         "metrics": metrics,
         "counts": {
@@ -184,6 +241,7 @@ def evaluate(
         },
         "per_class_clap_score": per_class,
         "clips": clips,
+        "loudness": spread,
         "notes": notes,
         "settings": {
             "generated": str(generated),
@@ -191,6 +249,8 @@ def evaluate(
             "backend": model.name,
             "backend_version": model.version(),
             "classifier": model.classifier,
+            "kad_bandwidth": bandwidth,
+            "per_clip": per_clip,
             "prompts": str(prompts) if prompts is not None else "sidecars",
             "cache": {"enabled": cache, "hits": store.hits, "misses": store.misses},
             "seconds": round(time.perf_counter() - start, 3),

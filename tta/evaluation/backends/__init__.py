@@ -21,6 +21,7 @@ BACKENDS: dict[str, str] = {
     "laion-clap": "tta.evaluation.backends.clap:LaionClapBackend",  # transformers ClapModel folder
     "vggish": "tta.evaluation.backends.vggish:VGGishBackend",  # vggish-10086976.pth
     "panns": "tta.evaluation.backends.panns:PannsBackend",  # Cnn14_mAP=0.431.pth
+    "aisfx": "tta.evaluation.backends.aisfx:AisfxBackend",  # the aisfx wheel's checkpoint.pth (SFX-trained CNN)
 }
 
 
