@@ -30,6 +30,7 @@ import numpy as np
 from tta.errors import InputError
 
 DEFAULT_TARGET_LUFS = -23.0  # EBU R 128
+TARGET_RANGE_LUFS = (-70.0, 0.0)  # the targets accepted; -23 (EBU R 128) and -14 / -16 (streaming) are usual
 BLOCK_S = 0.4  # BS.1770-4 gating block
 OVERSAMPLE = 4  # BS.1770-4 Annex 2
 LIMITER_WINDOW_S = 0.005
@@ -46,8 +47,9 @@ def check_target_lufs(value) -> float | None:
         target = float(value)
     except (TypeError, ValueError) as err:
         raise InputError(f"loudness target must be a number of LUFS, got {value!r}") from err
-    if not (math.isfinite(target) and -70.0 <= target <= 0.0):
-        raise InputError(f"loudness target must be in [-70, 0] LUFS, got {target}")
+    low, high = TARGET_RANGE_LUFS
+    if not (math.isfinite(target) and low <= target <= high):
+        raise InputError(f"loudness target must be in [{low:g}, {high:g}] LUFS, got {target}")
     return target
 
 

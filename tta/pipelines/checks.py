@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from tta.audio.limiter import DEFAULT_PEAK_LIMIT, check_peak_limit
+from tta.audio.loudness import TARGET_RANGE_LUFS as LOUDNESS_RANGE
+from tta.audio.loudness import check_target_lufs as check_loudness
 from tta.errors import InputError
 from tta.sampling.shapes import MAX_DURATION_S, check_duration
 
@@ -28,7 +30,6 @@ MAX_CANDIDATES = 32
 MAX_TOP_K = 64
 MAX_FEATHER_S = 5.0
 MIX_GAIN_DB_RANGE = (-60.0, 20.0)
-LOUDNESS_RANGE = (-70.0, 0.0)  # LUFS targets; -23 (EBU R 128) and -14 / -16 (streaming) are usual
 OUTPUT_TYPES = ("np", "pt")
 
 # what front ends show: (low, high) of each numeric setting
@@ -53,6 +54,7 @@ __all__ = [
     "MAX_SEED",
     "RANGES",
     "check_duration",
+    "check_loudness",
     "check_peak_limit",
 ]
 
@@ -157,11 +159,6 @@ def check_feather(value: Any) -> float:
 def check_gain_db(value: Any) -> float:
     """The level of a mixed prompt's later sounds, dB in :data:`MIX_GAIN_DB_RANGE`."""
     return check_number(value, "mix_gain_db", *MIX_GAIN_DB_RANGE)
-
-
-def check_loudness(value: Any) -> float | None:
-    """A target integrated loudness in LUFS (:data:`LOUDNESS_RANGE`), or None (no loudness normalisation)."""
-    return None if value is None else check_number(value, "loudness (LUFS)", *LOUDNESS_RANGE)
 
 
 def check_top_k(value: Any) -> int | None:
