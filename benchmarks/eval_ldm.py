@@ -32,11 +32,10 @@ from pathlib import Path
 import torch
 
 from tta.data.captions import CLASSES
-from tta.evaluation.clap_zero_shot import PARAPHRASES, embed_clips, load_split
+from tta.data.prompts import PARAPHRASES, TUNING_TWO_SOURCE_PROMPTS, TWO_SOURCE_PROMPTS
+from tta.evaluation.clap_zero_shot import embed_clips, load_split
 from tta.evaluation.frechet import frechet_distance
 from tta.evaluation.generation import (
-    TUNING_TWO_SOURCE_PROMPTS,
-    TWO_SOURCE_PROMPTS,
     alignment,
     generate,
     real_clip_topk,

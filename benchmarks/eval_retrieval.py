@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from tta.data.captions import CLASSES
-from tta.evaluation.clap_zero_shot import PARAPHRASES, embed_clips, load_split
+from tta.data.prompts import PARAPHRASES
+from tta.evaluation.clap_zero_shot import embed_clips, load_split
 from tta.evaluation.frechet import frechet_distance
 from tta.evaluation.generation import class_ranks, generate
 from tta.models.clap import load_clap

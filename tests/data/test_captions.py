@@ -5,13 +5,13 @@ import numpy as np
 from tta.data.captions import (
     CLASS_TEXT,
     CLASSES,
-    PARAPHRASE_PROMPTS,
     all_captions,
     captions_for,
     class_prompt,
     clip_detail,
     mixture_caption,
 )
+from tta.data.prompts import PARAPHRASE_PROMPTS
 from tta.data.sources import load_sources
 from tta.data.splits import HELD_OUT_PAIRS
 

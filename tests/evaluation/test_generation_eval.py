@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from tta.data.captions import CLASSES, class_prompt
+from tta.data.prompts import TUNING_TWO_SOURCE_PROMPTS, TWO_SOURCE_PROMPTS
 from tta.evaluation.generation import (
-    TUNING_TWO_SOURCE_PROMPTS,
-    TWO_SOURCE_PROMPTS,
     alignment,
     evaluate_text_to_audio,
     noise_baseline,

@@ -156,13 +156,13 @@ def test_cli_train_clap_parses_and_reports_a_missing_corpus(tmp_path, capsys):
 
 def test_our_paraphrases_cover_every_class_and_differ_from_training_captions():
     captions = pytest.importorskip("tta.data.captions")
-    from tta.evaluation.clap_zero_shot import PARAPHRASES
+    from tta.data.prompts import PARAPHRASE_PROMPTS, PARAPHRASES
 
     assert set(PARAPHRASES) == set(captions.CLASSES)
     rng = np.random.default_rng(0)
     for label, phrases in PARAPHRASES.items():
         seen = {captions.captions_for(label, rng) for _ in range(300)} | set(captions.all_captions(label))
-        seen |= set(captions.PARAPHRASE_PROMPTS.get(label, ()))
+        seen |= set(PARAPHRASE_PROMPTS.get(label, ()))
         assert not seen & set(phrases), label
 
 

@@ -109,7 +109,8 @@ def _ensemble_clap(args: argparse.Namespace) -> int:
 
 
 def _eval_clap(args: argparse.Namespace) -> int:
-    from tta.data.captions import CLASSES, PARAPHRASE_PROMPTS, class_prompt
+    from tta.data.captions import CLASSES, class_prompt
+    from tta.data.prompts import PARAPHRASE_PROMPTS
     from tta.data.splits import HELD_OUT_PAIRS
     from tta.evaluation.clap_zero_shot import evaluate_clap, load_split
     from tta.models.clap import load_clap

@@ -30,59 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# Our own descriptions of each class, worded unlike any training caption (tta.data.captions templates) and
-# unlike tta.data.captions.PARAPHRASE_PROMPTS, for the paraphrase-robustness test.
-PARAPHRASES: dict[str, tuple[str, ...]] = {
-    "dog barking": ("a pet dog giving loud barks", "the yelping of a hound"),
-    "cat meowing": ("a house cat crying for food", "mewling from a kitten"),
-    "birds chirping": ("little birds twittering in a garden", "a chorus of songbirds"),
-    "cow mooing": ("a cow in a barn calling out", "the low moo of cattle on a farm"),
-    "sheep bleating": ("a flock of sheep calling", "the baa of a lamb"),
-    "horse": ("a pony snorting and neighing", "clip-clop of a horse walking"),
-    "chicken": ("hens in a farmyard", "a cock-a-doodle-doo"),
-    "pig grunting": ("oinks from a pigsty", "a hog grunting loudly"),
-    "duck quacking": ("ducks calling on a lake", "a quack from a duck"),
-    "large animal roaring": ("the roar of a wild beast", "a tiger snarling"),
-    "wolf howling": ("wolves calling in the night", "a long howl from a wolf pack"),
-    "frogs croaking": ("a bullfrog calling from a marsh", "a pond full of frogs at night"),
-    "insects buzzing": ("a swarm of flies", "bees humming around a hive"),
-    "rain": ("raindrops hitting a window", "a rainy day outside"),
-    "wind": ("air rushing past", "a windy storm blowing outdoors"),
-    "thunder": ("a thunderstorm in the distance", "a crack of thunder during a storm"),
-    "flowing water": ("a river rushing over rocks", "water streaming down a creek"),
-    "ocean waves": ("the sea hitting the beach", "waves rolling in at the seaside"),
-    "water splashing": ("a splash in a bathtub", "water being poured and sloshed"),
-    "fire crackling": ("a bonfire burning", "the popping of burning logs"),
-    "footsteps": ("a person walking by", "shoes stepping on the floor"),
-    "door": ("a door being slammed shut", "someone opening a wooden door"),
-    "typing": ("someone writing on a computer keyboard", "tapping on keys of a typewriter"),
-    "clock ticking": ("the tick tock of a clock", "a watch ticking"),
-    "bell ringing": ("church bells ringing out", "a small bell tinkling"),
-    "telephone ringing": ("an incoming call ringing", "a landline phone ringing"),
-    "glass breaking": ("a glass smashing on the floor", "a window pane cracking into pieces"),
-    "hammering": ("someone banging with a hammer", "metal being struck repeatedly"),
-    "wood chopping": ("an axe hitting a log", "sawing through a plank of wood"),
-    "sword clashing": ("two knights fighting with swords", "metal weapons clanging in battle"),
-    "bow and arrow": ("an archer shooting", "the twang of a bowstring and a flying arrow"),
-    "gunshot": ("a pistol firing", "bullets being shot from a gun"),
-    "explosion": ("a huge blast going off", "a bomb detonating with a boom"),
-    "car engine": ("a car motor running", "a vehicle driving past on the road"),
-    "car horn": ("a driver honking the horn", "a car beeping its horn in traffic"),
-    "train": ("a railway train going past", "a locomotive on the tracks"),
-    "airplane": ("a jet flying overhead", "an aeroplane taking off from a runway"),
-    "helicopter": ("a helicopter flying overhead", "the chopping of helicopter blades"),
-    "siren": ("a police siren", "an ambulance siren going by"),
-    "applause": ("an audience clapping their hands", "a crowd giving applause"),
-    "laughter": ("people laughing out loud", "a giggle"),
-    "screaming": ("a person shrieking", "a loud yell of fear"),
-    "coughing": ("a person with a cough", "someone coughing repeatedly"),
-    "snoring": ("a person snoring in bed", "loud snores while sleeping"),
-    "heartbeat": ("the thump of a heart", "a pulse beating steadily"),
-    "speech": ("a man talking", "a voice saying some words"),
-    "telephone speech": ("a voice message heard through a phone", "an automated voice on a phone line"),
-    "music": ("a song with instruments", "a musical track playing"),
-    "musical instrument": ("one note played by an instrument", "a single strike on a drum"),
-}
+from tta.data.prompts import PARAPHRASES
 
 # Generic frames (used when a class has no entry in PARAPHRASES, e.g. in tests with other classes).
 PARAPHRASE_TEMPLATES: tuple[str, ...] = (
@@ -253,7 +201,7 @@ def evaluate_clap(
     out["zero_shot_top1"], out["zero_shot_top5"], per_cls = zero_shot(audio_emb, labels, classes, templated)
     para = class_text_embeddings(clap, classes, PARAPHRASES if paraphrases is None else paraphrases)
     out["paraphrase_top1"], out["paraphrase_top5"], para_cls = zero_shot(audio_emb, labels, classes, para)
-    if extra_paraphrases:  # e.g. tta.data.captions.PARAPHRASE_PROMPTS
+    if extra_paraphrases:  # e.g. tta.data.prompts.PARAPHRASE_PROMPTS
         extra = class_text_embeddings(clap, classes, extra_paraphrases)
         out["paraphrase2_top1"], out["paraphrase2_top5"], _ = zero_shot(audio_emb, labels, classes, extra)
     out["zero_shot_balanced_top1"] = float(np.mean(list(per_cls.values())))

@@ -19,40 +19,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-# (prompt, class a, class b): two sounds at once, in words no training caption uses. The first five are the
-# class pairs held out of the CLAP's and the LDM's training mixtures (tta.data.splits.HELD_OUT_PAIRS).
-TWO_SOURCE_PROMPTS: tuple[tuple[str, str, str], ...] = (
-    ("a dog barking in the rain", "dog barking", "rain"),
-    ("footsteps crunching along while the wind blows", "footsteps", "wind"),
-    ("songbirds above a babbling brook", "birds chirping", "flowing water"),
-    ("a car horn honking in a downpour", "car horn", "rain"),
-    ("a man talking beside crashing surf", "speech", "ocean waves"),
-    ("a cow mooing while small birds sing", "cow mooing", "birds chirping"),
-    ("thunder rumbling over steady rain", "thunder", "rain"),
-    ("a crowd clapping and laughing", "applause", "laughter"),
-    ("a horse neighing next to a crackling campfire", "horse", "fire crackling"),
-    ("sheep calling on a windy hill", "sheep bleating", "wind"),
-)
-
-# Two-source prompts for choosing settings (``benchmarks/eval_ldm.py --prompt-set tuning``): other pairs and
-# other words than TWO_SOURCE_PROMPTS, so reported figures are not the ones settings were picked on.
-TUNING_TWO_SOURCE_PROMPTS: tuple[tuple[str, str, str], ...] = (
-    ("a cat meowing while thunder rolls", "cat meowing", "thunder"),
-    ("church bells ringing over birdsong", "bell ringing", "birds chirping"),
-    ("a car engine idling in the rain", "car engine", "rain"),
-    ("people applauding as a siren goes by", "applause", "siren"),
-    ("a clock ticking beside a crackling fire", "clock ticking", "fire crackling"),
-    ("a helicopter flying over the sea waves", "helicopter", "ocean waves"),
-    ("a man speaking while someone types on a keyboard", "speech", "typing"),
-    ("frogs croaking next to a running stream", "frogs croaking", "flowing water"),
-    ("hammering with music playing in the background", "hammering", "music"),
-    ("a chicken clucking in strong wind", "chicken", "wind"),
-)
+from tta.data.prompts import TWO_SOURCE_PROMPTS
 
 
 def single_source_prompts(classes: Sequence[str]) -> list[tuple[str, str]]:
     """(prompt, class) for each class: the first of our own descriptions of it."""
-    from tta.evaluation.clap_zero_shot import PARAPHRASES
+    from tta.data.prompts import PARAPHRASES
 
     return [(PARAPHRASES[c][0], c) for c in classes if c in PARAPHRASES]
 

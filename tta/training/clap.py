@@ -265,7 +265,8 @@ class ClapTrainer(CorpusTrainer):
         return self._eval_items
 
     def evaluate(self) -> dict[str, float]:
-        from tta.data.captions import CLASSES, PARAPHRASE_PROMPTS, class_prompt
+        from tta.data.captions import CLASSES, class_prompt
+        from tta.data.prompts import PARAPHRASE_PROMPTS
         from tta.data.splits import HELD_OUT_PAIRS
         from tta.evaluation.clap_zero_shot import evaluate_clap
 

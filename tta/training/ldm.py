@@ -37,10 +37,10 @@ from pathlib import Path
 
 import torch
 
+from tta.data.prompts import DEFAULT_EVAL_PROMPTS
 from tta.errors import InputError
 from tta.training.audio_stage import AudioStageTrainer
 from tta.training.diffusion_loss import DiffusionLoss
-from tta.training.ldm_eval import DEFAULT_EVAL_PROMPTS
 
 CACHE_SETTINGS = ("seed", "train_split", "clip_seconds", "mix_prob", "augment", "gain_db", "speech_music_frac")
 

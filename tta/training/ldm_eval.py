@@ -7,17 +7,6 @@ import re
 
 import torch
 
-DEFAULT_EVAL_PROMPTS = (
-    "a dog barking",
-    "rain falling",
-    "a cow mooing",
-    "footsteps on gravel",
-    "a man giving a speech",
-    "birds chirping",
-    "an explosion",
-    "a dog barking in the rain",
-)
-
 
 def prompt_class(prompt: str, classes: list[str]) -> str | None:
     """The one corpus class whose name occurs in the prompt as whole words (``"rain falling"`` -> rain), else
