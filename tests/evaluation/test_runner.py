@@ -160,3 +160,26 @@ def test_kad_per_clip_and_loudness_equal_direct_computation(folders, tiny_clap_b
     assert with_ref["settings"]["kad_bandwidth"] == pytest.approx(median_pairwise_distance(r_emb), rel=1e-12)
     assert with_ref["loudness"] == {} and "lufs" not in with_ref["clips"][0]
     assert "kad_distance" not in with_ref["clips"][0]
+
+
+def test_kad_over_frames_or_clip_means(folders, tiny_clap_backend):
+    from tta.evaluation.kad import kernel_audio_distance, per_clip_kernel_distance
+
+    gen, ref = folders
+    backend = MelStats()  # 2 frames per 1 s clip
+    feats = {
+        side: [backend.features(load_audio(p)).frames for p in sorted(folder.glob("*.wav"))]
+        for side, folder in (("gen", gen), ("ref", ref))
+    }
+    pooled = _run(gen, ref, backend, clap=tiny_clap_backend, loudness=False)
+    means = _run(gen, ref, backend, clap=tiny_clap_backend, loudness=False, kad_pool="clips", per_clip=True)
+    g_all, r_all = np.concatenate(feats["gen"]), np.concatenate(feats["ref"])
+    g_mean, r_mean = (np.stack([f.mean(axis=0) for f in feats[s]]) for s in ("gen", "ref"))
+    assert pooled["counts"]["generated_frames"] == 12 and pooled["settings"]["kad_pool"] == "frames"
+    assert pooled["metrics"]["kad"] == pytest.approx(kernel_audio_distance(g_all, r_all), rel=1e-9)
+    assert means["metrics"]["kad"] == pytest.approx(kernel_audio_distance(g_mean, r_mean), rel=1e-9)
+    assert means["metrics"]["fad"] == pooled["metrics"]["fad"]  # FAD still pools the frames
+    expected = per_clip_kernel_distance([m[None] for m in g_mean], r_mean, means["settings"]["kad_bandwidth"])
+    assert [c["kad_distance"] for c in means["clips"]] == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(InputError, match="KAD pooling"):
+        _run(gen, ref, backend, kad_pool="median")

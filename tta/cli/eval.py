@@ -53,6 +53,13 @@ def register(subparsers) -> None:
         help="KAD kernel bandwidth: a number, or 'reference' (median pairwise distance of the reference frames); "
         "default: kadtk's, that of the generated frames",
     )
+    p.add_argument(
+        "--kad-pool",
+        default="frames",
+        choices=["frames", "clips"],
+        help="KAD over every frame (default, as kadtk and FAD) or one mean embedding per clip (unbiased in the "
+        "number of clips for frame-level backends: aisfx, vggish)",
+    )
     p.add_argument("--no-loudness", action="store_true", help="skip the loudness spread (LUFS, true peak)")
     p.add_argument(
         "--clap", default=None, metavar="DIR", help="CLAP folder for the CLAP score with a non-CLAP backend"
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         per_clip=args.per_clip,
         kad_bandwidth=_bandwidth(args.kad_bandwidth),
+        kad_pool=args.kad_pool,
         loudness=not args.no_loudness,
     )
     paths = write_report(report, args.out, plots=args.plots)

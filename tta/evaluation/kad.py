@@ -32,6 +32,7 @@ from tta.errors import InputError
 SCALE = 100.0  # kadtk's SCALE_FACTOR
 EPS = 1e-8  # kadtk's eps in gamma = 1 / (2 h^2 + eps)
 KERNELS = ("gaussian", "iq", "imq")
+KAD_POOLS = ("frames", "clips")  # what tta eval feeds KAD: every frame (kadtk's), or one mean per clip
 
 
 def _embeddings(x, what: str, min_rows: int = 2) -> torch.Tensor:

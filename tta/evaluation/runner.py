@@ -22,7 +22,7 @@ from tta.evaluation.backends.base import ClipFeatures
 from tta.evaluation.cache import EmbeddingCache
 from tta.evaluation.frechet import fad_inf, frechet_distance
 from tta.evaluation.inputs import list_audio, read_prompts, sidecar_prompts
-from tta.evaluation.kad import kernel_audio_distance, per_clip_kernel_distance, resolve_bandwidth
+from tta.evaluation.kad import KAD_POOLS, kernel_audio_distance, per_clip_kernel_distance, resolve_bandwidth
 from tta.evaluation.paired import paired_metrics
 from tta.evaluation.scores import clap_cosines, clap_scores, inception_score, kl_divergence
 
@@ -66,8 +66,16 @@ def collect_prompts(generated: dict[str, Path], prompts_file: str | os.PathLike 
     return {k: prompts[k] for k in generated}
 
 
-def distances(gen_frames: np.ndarray, ref_frames: np.ndarray, fad_inf_steps: int, kad_bandwidth=None):
-    """FAD, FAD∞ and KAD of pooled frames [N, D] against [M, D] -> (metrics, notes, KAD bandwidth)."""
+def kad_rows(features: dict[str, ClipFeatures], pool: str) -> list[np.ndarray]:
+    """Each clip's rows for KAD: its frames [T, D] (``pool="frames"``, kadtk's) or their mean [1, D] (``"clips"``)."""
+    if pool not in KAD_POOLS:
+        raise InputError(f"unknown KAD pooling {pool!r}; known: {', '.join(KAD_POOLS)}")
+    return [f.frames if pool == "frames" else f.frames.mean(axis=0, keepdims=True) for f in features.values()]
+
+
+def distances(gen_frames: np.ndarray, ref_frames: np.ndarray, fad_inf_steps: int, kad_bandwidth=None, kad_sets=None):
+    """FAD, FAD∞ and KAD of pooled frames [N, D] against [M, D] -> (metrics, notes, KAD bandwidth); ``kad_sets``:
+    other (generated, reference) rows for KAD (e.g. clip means)."""
     metrics: dict[str, float] = {"fad": frechet_distance(gen_frames, ref_frames)}
     notes: list[str] = []
     if len(gen_frames) >= 4:
@@ -79,8 +87,9 @@ def distances(gen_frames: np.ndarray, ref_frames: np.ndarray, fad_inf_steps: int
             f"({gen_frames.shape[1]}): covariances are singular and FAD depends on the set sizes; "
             "compare runs of equal sizes, or FAD∞ or KAD"
         )
-    bandwidth = resolve_bandwidth(gen_frames, ref_frames, kad_bandwidth)
-    metrics["kad"] = kernel_audio_distance(gen_frames, ref_frames, bandwidth=bandwidth)
+    kad_gen, kad_ref = kad_sets if kad_sets is not None else (gen_frames, ref_frames)
+    bandwidth = resolve_bandwidth(kad_gen, kad_ref, kad_bandwidth)
+    metrics["kad"] = kernel_audio_distance(kad_gen, kad_ref, bandwidth=bandwidth)
     return metrics, notes, bandwidth
 
 
@@ -142,6 +151,7 @@ def evaluate(
     progress: bool = True,
     per_clip: bool = False,
     kad_bandwidth: float | str | None = None,
+    kad_pool: str = "frames",
     loudness: bool = True,
 ) -> dict:
     """Evaluate a folder of generated clips against a folder of reference clips.
@@ -159,6 +169,9 @@ def evaluate(
             :func:`tta.evaluation.kad.per_clip_kernel_distance`) to its row of ``clips``.
         kad_bandwidth: KAD's kernel bandwidth: None (kadtk's: median pairwise distance of the generated
             frames), ``"reference"``, or a number.
+        kad_pool: ``"frames"`` (kadtk's: every frame of every clip, as FAD) or ``"clips"`` (one mean embedding per
+            clip: for backends with several frames per clip, frames of one clip are alike, so the pooled-frame KAD
+            of real clips of mixed lengths falls with the number of clips; clip means keep it unbiased).
         loudness: measure the generated clips' integrated loudness and true peak (``loudness`` in the result).
 
     Returns:
@@ -171,6 +184,8 @@ def evaluate(
     ref_files = list_audio(reference, "--reference")
     keys = pair_keys(gen_files, ref_files, paired)
     clip_prompts = collect_prompts(gen_files, prompts)
+    if kad_pool not in KAD_POOLS:
+        raise InputError(f"unknown KAD pooling {kad_pool!r}; known: {', '.join(KAD_POOLS)}")
 
     # 2. Embeddings.
     model = load_backend(backend, backend_weights, device) if isinstance(backend, str) else backend
@@ -181,7 +196,9 @@ def evaluate(
     ref_frames = np.concatenate([f.frames for f in ref.values()])
 
     # 3. FAD, FAD-inf, KAD.
-    metrics, notes, bandwidth = distances(gen_frames, ref_frames, fad_inf_steps, kad_bandwidth)
+    gen_kad, ref_kad = kad_rows(gen, kad_pool), kad_rows(ref, kad_pool)
+    kad_sets = (np.concatenate(gen_kad), np.concatenate(ref_kad))
+    metrics, notes, bandwidth = distances(gen_frames, ref_frames, fad_inf_steps, kad_bandwidth, kad_sets)
 
     # 4. Classifier metrics.
     classified, classifier_notes = classifier_metrics(model, gen, ref, keys)
@@ -192,7 +209,7 @@ def evaluate(
     clips = [{"file": gen_files[k].name, **clip_prompts.get(k, {})} for k in gen_files]
     index = {k: i for i, k in enumerate(gen_files)}
     if per_clip:
-        scores = per_clip_kernel_distance([gen[k].frames for k in gen_files], ref_frames, bandwidth)
+        scores = per_clip_kernel_distance(gen_kad, kad_sets[1], bandwidth)
         for row, score in zip(clips, scores):
             row["kad_distance"] = score
     per_class: dict[str, float] = {}
@@ -250,6 +267,7 @@ def evaluate(
             "backend_version": model.version(),
             "classifier": model.classifier,
             "kad_bandwidth": bandwidth,
+            "kad_pool": kad_pool,
             "per_clip": per_clip,
             "prompts": str(prompts) if prompts is not None else "sidecars",
             "cache": {"enabled": cache, "hits": store.hits, "misses": store.misses},
