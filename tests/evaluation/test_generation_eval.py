@@ -111,20 +111,35 @@ def test_noise_baseline_has_the_corpus_colour():
 
 
 def test_end_to_end_on_a_tiny_model(tmp_path, tta_model_dir):
+    """The report's figures are what the judge says of the very clips the pipeline makes: regenerated here with
+    the same seeds and batches, then embedded and ranked independently of the evaluator."""
     from tests.training.audio_corpus import make_corpus
-    from tta.pipeline import TTAPipeline
+    from tta.evaluation.clap_zero_shot import embed_clips, load_split
+    from tta.evaluation.frechet import frechet_distance
+    from tta.evaluation.generation import generate
+    from tta.pipelines import TTAPipeline
 
     corpus = make_corpus(tmp_path)
     pipe = TTAPipeline.from_pretrained(tta_model_dir)
     pairs = TWO_SOURCE_PROMPTS[:2]
     out = evaluate_text_to_audio(pipe, corpus, split="valid", seconds=0.3, steps=2, clap=pipe.clap, pairs=pairs)
     assert out["single_clips"] == len(CLASSES) and out["pair_clips"] == 2
-    assert 0.0 <= out["single_top1"] <= out["single_top5"] <= 1.0
     assert out["reference_clips"] == 2 and out["floor_clips"] == 6
-    for key in ("fad", "fad_floor_real_vs_real", "fad_baseline_noise"):
-        assert np.isfinite(out[key]) and out[key] >= 0
     assert out["settings"]["steps"] == 2 and out["seconds_per_clip"] > 0
-    assert 0.0 <= out["real_single_top1"] <= 1.0
+
+    single = single_source_prompts(list(CLASSES))
+    audio, _ = generate(pipe, [p for p, _ in single], 0.3, 2, pipe.default_guidance, 0)  # the same batches
+    emb = embed_clips(pipe.clap, [torch.as_tensor(a) for a in audio])
+    text = torch.cat([pipe.clap.encode_text([class_prompt(c)]) for c in CLASSES]).float()
+    best = (emb @ text.T).argmax(dim=1).tolist()
+    expected_top1 = float(np.mean([CLASSES[b] == c for b, (_, c) in zip(best, single)]))
+    assert out["single_top1"] == pytest.approx(expected_top1)
+    reference = embed_clips(pipe.clap, [it["audio"] for it in load_split(corpus, "valid", max_seconds=10.0)])
+    assert out["fad"] == pytest.approx(frechet_distance(emb.numpy(), reference.numpy()), rel=1e-4)
+    assert out["fad_floor_real_vs_real"] != pytest.approx(out["fad"]) and out["fad_baseline_noise"] > 0
+    real_best = (reference @ text.T).argmax(dim=1).tolist()
+    labels = [it["labels"][0] for it in load_split(corpus, "valid", max_seconds=10.0)]
+    assert out["real_single_top1"] == pytest.approx(np.mean([CLASSES[b] == c for b, c in zip(real_best, labels)]))
 
 
 def test_generate_with_candidates_keeps_one_clip_per_prompt_and_seeds_apart(tta_model_dir):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -142,7 +143,12 @@ class HFClap(_HFTextMixin, ClapEncoder):
             audio = audio.unsqueeze(0)
         rate = int(self.feature_extractor.sampling_rate)
         waves = [resample(w.detach().float().cpu().numpy(), self.sample_rate, rate) for w in audio]
-        features = self.feature_extractor(waves, sampling_rate=rate, return_tensors="pt")
+        state = np.random.get_state()  # clips past the extractor's window: its "fusion" picks chunks by np.random
+        np.random.seed(0)  # so the same clip always gets the same embedding
+        try:
+            features = self.feature_extractor(waves, sampling_rate=rate, return_tensors="pt")
+        finally:
+            np.random.set_state(state)
         kwargs = {"input_features": features["input_features"].to(self.device)}
         if "is_longer" in features:
             kwargs["is_longer"] = features["is_longer"].to(self.device)
