@@ -22,7 +22,7 @@ import torch
 from tta.audio.limiter import DEFAULT_PEAK_LIMIT
 from tta.audio.loudness import measure_loudness, normalize_loudness, true_peak
 from tta.paths import REPO_ROOT
-from tta.pipeline import TTAPipeline
+from tta.pipelines import TTAPipeline
 
 
 def main() -> None:

@@ -144,7 +144,7 @@ def test_end_to_end_on_a_tiny_model(tmp_path, tta_model_dir):
 
 def test_generate_with_candidates_keeps_one_clip_per_prompt_and_seeds_apart(tta_model_dir):
     from tta.evaluation.generation import generate
-    from tta.pipeline import TTAPipeline
+    from tta.pipelines import TTAPipeline
 
     pipe = TTAPipeline.from_pretrained(tta_model_dir)
     plain, _ = generate(pipe, ["rain", "wind"], 0.3, 2, 2.0, seed=5)

@@ -181,7 +181,7 @@ def evaluate_text_to_audio(
     """Alignment and realism of ``pipe``'s generations (module docstring) against a corpus split.
 
     Args:
-        pipe: a :class:`tta.pipeline.TTAPipeline`.
+        pipe: a :class:`tta.pipelines.TTAPipeline`.
         corpus: corpus root (``manifest.jsonl``).
         split: the real clips FAD compares with.
         seconds, steps, guidance, seed: generation settings (steps and guidance default to the pipeline's).

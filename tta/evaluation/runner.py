@@ -159,29 +159,21 @@ def evaluate(
     Args:
         generated, reference: folders of audio files (at least 2 each).
         prompts: a prompts file (see :mod:`tta.evaluation.inputs`); default: ``tta generate`` sidecars.
-        backend: a name of :data:`tta.evaluation.backends.BACKENDS` or a built backend.
-        backend_weights: the backend's weight file or folder.
-        clap: the CLAP folder (or a built CLAP backend) for the CLAP score when the backend is not a CLAP
-            (default: the shipped one).
+        backend, backend_weights: a name of :data:`tta.evaluation.backends.BACKENDS` (or a built backend) and its
+            weight file or folder.
+        clap: the CLAP folder (or CLAP backend) for the CLAP score when the backend is not a CLAP (default: ours).
         paired: True: every generated clip must have a reference of the same name (paired metrics and KL);
             None: paired metrics when all have one; False: none.
-        per_clip: add each generated clip's kernel distance to the reference set (``kad_distance``, see
-            :func:`tta.evaluation.kad.per_clip_kernel_distance`) to its row of ``clips``.
-        kad_bandwidth: KAD's kernel bandwidth: None (kadtk's: median pairwise distance of the generated
-            frames), ``"reference"``, or a number.
-        kad_pool: ``"frames"`` (kadtk's: every frame of every clip, as FAD) or ``"clips"`` (one mean embedding per
-            clip: for backends with several frames per clip, frames of one clip are alike, so the pooled-frame KAD
-            of real clips of mixed lengths falls with the number of clips; clip means keep it unbiased).
+        per_clip: add each clip's kernel distance to the reference set (``kad_distance``) to its row of ``clips``.
+        kad_bandwidth: None (kadtk's: median pairwise distance of the generated frames), "reference", or a number.
+        kad_pool: ``"frames"`` (kadtk's) or ``"clips"`` (one mean embedding per clip; :data:`tta.evaluation.kad.KAD_POOLS`).
         loudness: measure the generated clips' integrated loudness and true peak (``loudness`` in the result).
 
-    Returns:
-        dict: ``metrics`` (name -> float), ``counts``, ``per_class_clap_score``, ``clips`` (per-clip rows),
-        ``loudness`` (summary), ``notes``, ``settings``.
+    Returns ``metrics`` (name -> float), ``counts``, ``per_class_clap_score``, ``clips`` (per-clip rows),
+    ``loudness`` (summary), ``notes``, ``settings``.
     """
-    start = time.perf_counter()
-    # 1. Inputs, checked before any model loads.
-    gen_files = list_audio(generated, "--generated")
-    ref_files = list_audio(reference, "--reference")
+    start = time.perf_counter()  # 1. Inputs, checked before any model loads.
+    gen_files, ref_files = list_audio(generated, "--generated"), list_audio(reference, "--reference")
     keys = pair_keys(gen_files, ref_files, paired)
     clip_prompts = collect_prompts(gen_files, prompts)
     if kad_pool not in KAD_POOLS:
@@ -190,90 +182,109 @@ def evaluate(
     # 2. Embeddings.
     model = load_backend(backend, backend_weights, device) if isinstance(backend, str) else backend
     store = EmbeddingCache(model.version(), cache_root, enabled=cache)
-    gen = extract(model, gen_files, store, progress, "generated")
-    ref = extract(model, ref_files, store, progress, "reference")
-    gen_frames = np.concatenate([f.frames for f in gen.values()])
-    ref_frames = np.concatenate([f.frames for f in ref.values()])
+    gen, ref = (extract(model, files, store, progress, what) for files, what in ((gen_files, "generated"), (ref_files, "reference")))  # fmt: skip
+    gen_frames, ref_frames = (np.concatenate([f.frames for f in e.values()]) for e in (gen, ref))
 
     # 3. FAD, FAD-inf, KAD.
     gen_kad, ref_kad = kad_rows(gen, kad_pool), kad_rows(ref, kad_pool)
-    kad_sets = (np.concatenate(gen_kad), np.concatenate(ref_kad))
+    kad_sets = (np.concatenate(gen_kad), np.concatenate(ref_kad))  # what KAD compares: frames or clip means
     metrics, notes, bandwidth = distances(gen_frames, ref_frames, fad_inf_steps, kad_bandwidth, kad_sets)
 
     # 4. Classifier metrics.
     classified, classifier_notes = classifier_metrics(model, gen, ref, keys)
-    metrics.update(classified)
-    notes += classifier_notes
+    metrics, notes = {**metrics, **classified}, notes + classifier_notes
 
     # 5. CLAP score.
     clips = [{"file": gen_files[k].name, **clip_prompts.get(k, {})} for k in gen_files]
-    index = {k: i for i, k in enumerate(gen_files)}
-    if per_clip:
-        scores = per_clip_kernel_distance(gen_kad, kad_sets[1], bandwidth)
-        for row, score in zip(clips, scores):
-            row["kad_distance"] = score
-    per_class: dict[str, float] = {}
-    if clip_prompts:
-        scorer = model if hasattr(model, "encode_text") else _clap_backend(clap, device)
-        if scorer is model:
-            audio = gen
-        else:
-            audio = extract(scorer, gen_files, EmbeddingCache(scorer.version(), cache_root, cache), progress, "CLAP")
-        cosines, per_class = clap_score(scorer, audio, clip_prompts, metrics)
-        for k, c in cosines.items():
-            clips[index[k]]["clap_cosine"] = c
-        if len(cosines) < len(gen_files):
-            notes.append(f"CLAP score over the {len(cosines)} of {len(gen_files)} clips that have a prompt")
-    else:
-        notes.append("no prompts (no --prompts file, no sidecars): no CLAP score")
+    for row, score in zip(clips, per_clip_kernel_distance(gen_kad, kad_sets[1], bandwidth) if per_clip else []):
+        row["kad_distance"] = score
+    per_class = prompt_scores(model, clap, gen, gen_files, clip_prompts, clips, metrics, notes, device, cache_root, cache, progress)  # fmt: skip
 
     # 6. Paired metrics.
-    if keys:
-        from tta.audio.io import load_audio
-
-        rows = []
-        for k in keys:
-            row = paired_metrics(load_audio(gen_files[k]), load_audio(ref_files[k]))
-            clips[index[k]].update(row)
-            rows.append(row)
-        for name in rows[0]:
-            metrics[name] = float(np.mean([r[name] for r in rows]))
+    metrics.update(paired_rows(keys, gen_files, ref_files, clips) if keys else {})
 
     # 7. Loudness.
-    spread: dict = {}
-    if loudness:
-        spread, per_loudness = loudness_spread(gen_files)
-        for k, (lufs, peak) in per_loudness.items():
-            clips[index[k]].update(lufs=lufs, true_peak=peak)
-
+    spread = clip_loudness(gen_files, clips) if loudness else {}
+    options = {"kad_bandwidth": bandwidth, "kad_pool": kad_pool, "per_clip": per_clip, "prompts": prompts}
     return {
         "metrics": metrics,
-        "counts": {
-            "generated": len(gen_files),
-            "reference": len(ref_files),
-            "generated_frames": int(len(gen_frames)),
-            "reference_frames": int(len(ref_frames)),
-            "paired": len(keys),
-            "with_prompt": sum(1 for c in clips if "prompt" in c),
-        },
+        "counts": _counts(gen_files, ref_files, gen_frames, ref_frames, keys, clips),
         "per_class_clap_score": per_class,
         "clips": clips,
         "loudness": spread,
         "notes": notes,
-        "settings": {
-            "generated": str(generated),
-            "reference": str(reference),
-            "backend": model.name,
-            "backend_version": model.version(),
-            "classifier": model.classifier,
-            "kad_bandwidth": bandwidth,
-            "kad_pool": kad_pool,
-            "per_clip": per_clip,
-            "prompts": str(prompts) if prompts is not None else "sidecars",
-            "cache": {"enabled": cache, "hits": store.hits, "misses": store.misses},
-            "seconds": round(time.perf_counter() - start, 3),
-        },
+        "settings": _settings(generated, reference, model, store, cache, options, start),
     }
+
+
+def clip_loudness(gen_files: dict, clips: list[dict]) -> dict:
+    """Step 7 of :func:`evaluate`: each clip's loudness and true peak into its row; the folder's spread."""
+    index = {k: i for i, k in enumerate(gen_files)}
+    spread, per_loudness = loudness_spread(gen_files)
+    for k, (lufs, peak) in per_loudness.items():
+        clips[index[k]].update(lufs=lufs, true_peak=peak)
+    return spread
+
+
+def _counts(gen_files, ref_files, gen_frames, ref_frames, keys, clips) -> dict[str, int]:
+    return {
+        "generated": len(gen_files),
+        "reference": len(ref_files),
+        "generated_frames": int(len(gen_frames)),
+        "reference_frames": int(len(ref_frames)),
+        "paired": len(keys),
+        "with_prompt": sum(1 for c in clips if "prompt" in c),
+    }
+
+
+def _settings(generated, reference, model, store, cache: bool, options: dict, start: float) -> dict:
+    prompts = options["prompts"]
+    return {
+        "generated": str(generated),
+        "reference": str(reference),
+        "backend": model.name,
+        "backend_version": model.version(),
+        "classifier": model.classifier,
+        **options,
+        "prompts": str(prompts) if prompts is not None else "sidecars",
+        "cache": {"enabled": cache, "hits": store.hits, "misses": store.misses},
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def prompt_scores(
+    model, clap, gen, gen_files, clip_prompts, clips, metrics, notes, device, cache_root, cache, progress
+):
+    """Step 5 of :func:`evaluate`: the CLAP score of the clips that have a prompt (with ``model`` when it is a CLAP,
+    else ``clap``) into ``metrics``, each clip's cosine into its row of ``clips``; returns the per-class scores."""
+    if not clip_prompts:
+        notes.append("no prompts (no --prompts file, no sidecars): no CLAP score")
+        return {}
+    index = {k: i for i, k in enumerate(gen_files)}
+    scorer = model if hasattr(model, "encode_text") else _clap_backend(clap, device)
+    if scorer is model:
+        audio = gen
+    else:
+        audio = extract(scorer, gen_files, EmbeddingCache(scorer.version(), cache_root, cache), progress, "CLAP")
+    cosines, per_class = clap_score(scorer, audio, clip_prompts, metrics)
+    for k, c in cosines.items():
+        clips[index[k]]["clap_cosine"] = c
+    if len(cosines) < len(gen_files):
+        notes.append(f"CLAP score over the {len(cosines)} of {len(gen_files)} clips that have a prompt")
+    return per_class
+
+
+def paired_rows(keys, gen_files, ref_files, clips) -> dict[str, float]:
+    """Step 6 of :func:`evaluate`: each same-named pair's paired metrics into its row of ``clips``; their means."""
+    from tta.audio.io import load_audio
+
+    index = {k: i for i, k in enumerate(gen_files)}
+    rows = []
+    for k in keys:
+        row = paired_metrics(load_audio(gen_files[k]), load_audio(ref_files[k]))
+        clips[index[k]].update(row)
+        rows.append(row)
+    return {name: float(np.mean([r[name] for r in rows])) for name in rows[0]}
 
 
 def _clap_backend(clap, device: str):
