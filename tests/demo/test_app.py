@@ -61,7 +61,7 @@ def test_edits_through_the_page(client, files):
     ("call", "message"),
     [
         (lambda c, f: generate(c, prompt="  "), "the prompt is empty"),
-        (lambda c, f: generate(c, duration=120), "greater than maximum value 30"),
+        (lambda c, f: generate(c, duration=120), "greater than maximum value 60"),
         (
             lambda c, f: c.predict(
                 None, handle_file(str(f / "readme.wav")), "dog", "", 2, 2.5, 1, 0.5, api_name="/style"

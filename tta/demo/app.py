@@ -17,10 +17,10 @@ from tta.demo.models import ModelCache, list_models
 from tta.editing.inputs import MAX_UPLOAD_BYTES
 from tta.errors import TTAError
 from tta.pipelines.checks import RANGES
+from tta.sampling.shapes import MAX_DURATION_S
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
-MAX_DEMO_DURATION_S = 30.0  # the page's default cap on generated audio (a server choice; the core allows 60 s)
 
 
 def _gradio():
@@ -51,7 +51,7 @@ def build_demo(
     models: list[str] | None = None,
     cache: ModelCache | None = None,
     concurrency_limit: int = 2,
-    max_duration_s: float = MAX_DEMO_DURATION_S,
+    max_duration_s: float = MAX_DURATION_S,
     retrieval: str | None = None,
 ):
     """The ``gr.Blocks`` page (queued, at most ``concurrency_limit`` requests running at once; requests share the
@@ -60,7 +60,7 @@ def build_demo(
     Args:
         models: model folders for the dropdown (default: :func:`tta.demo.list_models`); the first is selected.
         cache: where pipelines are loaded and kept (default: a new CPU cache).
-        max_duration_s: the longest audio the page generates (a server's choice, within the core's limit).
+        max_duration_s: the longest audio the page generates (default the core's limit; a server may offer less).
         retrieval: a retrieval index folder (``tta index build``) that retrieval-conditioned models may use; the
             Generate tab then offers it (loaded once, here).
     """

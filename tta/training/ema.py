@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-import torch
 from torch import nn
 
 from tta.errors import ModelLoadError
@@ -28,12 +27,6 @@ def build_ema(module: nn.Module, decay: float):
     from diffusers.training_utils import EMAModel
 
     return EMAModel(trainable(module), decay=decay, use_ema_warmup=False)
-
-
-def named_shadow(ema, module: nn.Module) -> dict[str, torch.Tensor]:
-    """``{parameter name: averaged tensor}`` for ``module`` (the EMA's shadow in ``parameters()`` order)."""
-    names = [n for n, p in module.named_parameters() if p.requires_grad]
-    return dict(zip(names, ema.shadow_params))
 
 
 def check_ema_fits(ema, module: nn.Module, source: str) -> None:
