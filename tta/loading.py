@@ -62,6 +62,7 @@ class Components:
     source_format: str  # TTA_CLASS_NAME or AUDIOLDM_CLASS_NAME
     sampling_defaults: dict[str, Any] = field(default_factory=dict)  # model_index.json's "sampling"
     prior: Any = None  # optional RetrievalPrior (``prior/``)
+    reranker: Any = None  # optional CLAP with an audio tower for re-ranking (a family folder's, tta.families)
 
 
 SAMPLING_KEYS = {"guidance_scale": (float, 0.0, 100.0), "num_inference_steps": (int, 1, 500)}
@@ -203,11 +204,15 @@ def load_components(folder: str | os.PathLike) -> Components:
     """Load a tta or diffusers AudioLDM folder (format from ``model_index.json``) on the CPU, in eval mode."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
+    from tta.families import load_family
     from tta.models.clap import load_clap
     from tta.models.clap.hf import HFClapText
     from tta.models.vocoder import vocoder_class
 
     folder = Path(folder)
+    family = load_family(folder)  # AudioLDM 2, MusicLDM, Tango folders: tta.families
+    if family is not None:
+        return family
     name = check_model_folder(folder)
     opts = {"use_safetensors": True, "local_files_only": True}
     unet = _load(f"{folder / 'unet'}", UNet2DConditionModel.from_pretrained, str(folder / "unet"), **opts)

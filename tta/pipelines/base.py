@@ -110,6 +110,7 @@ class PipelineBase:
             name_or_path=str(folder),
             sampling_defaults=parts.sampling_defaults,
             prior=parts.prior,
+            reranker=parts.reranker,
         )
         pipe.to(device, torch_dtype)
         if fast:
