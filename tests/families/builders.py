@@ -93,3 +93,22 @@ def build_audioldm2_pipeline(roberta_tokenizer):
 def save(pipe, folder: Path) -> Path:
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+def build_musicldm_pipeline(roberta_tokenizer):
+    """A tiny random diffusers ``MusicLDMPipeline``: the tta fixture's UNet, VAE and vocoder, a full CLAP."""
+    from diffusers import DDIMScheduler, MusicLDMPipeline
+
+    from tta.sampling.schedulers import AUDIOLDM_SCHEDULER
+
+    unet, vae, vocoder = build_tiny_unet_vae_vocoder()
+    clap, fe = build_tiny_clap_model(roberta_tokenizer)
+    return MusicLDMPipeline(
+        vae=vae,
+        text_encoder=clap,
+        tokenizer=roberta_tokenizer,
+        feature_extractor=fe,
+        unet=unet,
+        scheduler=DDIMScheduler(**AUDIOLDM_SCHEDULER),
+        vocoder=vocoder,
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.families.builders import build_audioldm2_pipeline, save
+from tests.families.builders import build_audioldm2_pipeline, build_musicldm_pipeline, save
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +15,11 @@ def audioldm2_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
 
     tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
     return save(build_audioldm2_pipeline(tok), tmp_path_factory.mktemp("models") / "tiny-audioldm2")
+
+
+@pytest.fixture(scope="session")
+def musicldm_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
+    return save(build_musicldm_pipeline(tok), tmp_path_factory.mktemp("models") / "tiny-musicldm")

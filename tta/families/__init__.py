@@ -7,6 +7,7 @@ one guided ``sample`` loop drives it (:mod:`tta.families.common`).
 tta / AudioLDM 1 loader.
 
 * :mod:`tta.families.audioldm2`: diffusers ``AudioLDM2Pipeline`` folders.
+* :mod:`tta.families.musicldm`: diffusers ``MusicLDMPipeline`` folders.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 # model_index.json's _class_name -> the module that loads it
 FAMILIES = {
     "AudioLDM2Pipeline": "tta.families.audioldm2",
+    "MusicLDMPipeline": "tta.families.musicldm",
 }
 
 
