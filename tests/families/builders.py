@@ -112,3 +112,55 @@ def build_musicldm_pipeline(roberta_tokenizer):
         scheduler=DDIMScheduler(**AUDIOLDM_SCHEDULER),
         vocoder=vocoder,
     )
+
+
+# Stable Diffusion 2.1's DDPM schedule, which Tango trains and samples with (its main_config's scheduler_name)
+TANGO_SCHEDULER = {
+    "_class_name": "DDPMScheduler",
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "prediction_type": "v_prediction",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+}
+
+
+def build_tango_modules():
+    """(t5, tokenizer, unet, vae, vocoder) of a tiny random Tango: the tta fixture's VAE and vocoder, a T5
+    encoder, and a cross-attention UNet over its states."""
+    from diffusers import UNet2DConditionModel
+    from transformers import T5Config, T5EncoderModel
+
+    _, vae, vocoder = build_tiny_unet_vae_vocoder()
+    tok = build_t5_tokenizer()
+    torch.manual_seed(3)
+    t5 = T5EncoderModel(T5Config(vocab_size=len(tok), d_model=T5_DIM, d_ff=37, d_kv=8, num_heads=3, num_layers=1))
+    channels = int(vae.config.latent_channels)
+    unet = UNet2DConditionModel(
+        in_channels=channels,
+        out_channels=channels,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=T5_DIM,
+        attention_head_dim=(2, 4),
+        norm_num_groups=8,
+    )
+    return t5.eval(), tok, unet.eval(), vae, vocoder
+
+
+def save_tango(modules, folder: Path) -> Path:
+    """Write the layout tta reads for Tango (see :mod:`tta.families.tango`)."""
+    import json
+
+    t5, tok, unet, vae, vocoder = modules
+    for name, module in (("text_encoder", t5), ("tokenizer", tok), ("unet", unet), ("vae", vae), ("vocoder", vocoder)):
+        module.save_pretrained(str(folder / name))
+    (folder / "scheduler").mkdir()
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(TANGO_SCHEDULER))
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "TangoPipeline"}))
+    return folder

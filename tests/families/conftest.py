@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.families.builders import build_audioldm2_pipeline, build_musicldm_pipeline, save
+from tests.families.builders import (
+    build_audioldm2_pipeline,
+    build_musicldm_pipeline,
+    build_tango_modules,
+    save,
+    save_tango,
+)
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +29,8 @@ def musicldm_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
 
     tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
     return save(build_musicldm_pipeline(tok), tmp_path_factory.mktemp("models") / "tiny-musicldm")
+
+
+@pytest.fixture(scope="session")
+def tango_dir(tmp_path_factory) -> Path:
+    return save_tango(build_tango_modules(), tmp_path_factory.mktemp("models") / "tiny-tango")

@@ -8,6 +8,7 @@ tta / AudioLDM 1 loader.
 
 * :mod:`tta.families.audioldm2`: diffusers ``AudioLDM2Pipeline`` folders.
 * :mod:`tta.families.musicldm`: diffusers ``MusicLDMPipeline`` folders.
+* :mod:`tta.families.tango`: Tango / Tango 2 as diffusers / transformers components (``TangoPipeline``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 FAMILIES = {
     "AudioLDM2Pipeline": "tta.families.audioldm2",
     "MusicLDMPipeline": "tta.families.musicldm",
+    "TangoPipeline": "tta.families.tango",
 }
 
 
@@ -35,7 +37,11 @@ def family_of(folder: str | Path) -> str | None:
 
 def load_family(folder: str | Path):
     """The :class:`~tta.loading.Components` of a family folder, or None when ``folder`` is no family's."""
+    from tta.families import tango
+
     name = family_of(folder)
     if name is None:
+        if tango.is_hub_layout(Path(folder)):
+            tango.refuse_hub_layout(Path(folder))
         return None
     return importlib.import_module(FAMILIES[name]).load_folder(Path(folder))
