@@ -112,14 +112,18 @@ class PackedTextEncoder(ClapEncoder):
     ``reranker``)."""
 
     has_audio = False
+    offload_via_forward = True  # encode_text runs forward: model CPU offload hooks see it (tta.pipelines.offload)
     packer: RowPacker
 
     @property
     def embedding_dim(self) -> int:  # type: ignore[override]
         return self.packer.width
 
-    @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
+        return self(texts)
+
+    @torch.no_grad()
+    def forward(self, texts: list[str]) -> torch.Tensor:
         if isinstance(texts, str):
             texts = [texts]
         return torch.cat([self.encode_one(text) for text in texts])

@@ -174,9 +174,17 @@ class PipelineBase:
 
     # ------------------------------------------------------------------ identity
 
+    def enable_model_cpu_offload(self, device: str | torch.device = "cuda"):
+        """Keep each module in CPU memory until it runs on ``device`` (:mod:`tta.pipelines.offload`)."""
+        from tta.pipelines.offload import enable_model_cpu_offload
+
+        return enable_model_cpu_offload(self, device)
+
     @property
     def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
+        from tta.pipelines.offload import execution_device
+
+        return execution_device(self) or next(self.unet.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:
