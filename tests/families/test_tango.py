@@ -53,7 +53,7 @@ def test_v_prediction_schedule_every_sampler_and_negative_prompt(ours):
     assert np.abs(neg - outs[1]).max() > 1e-4
 
 
-def test_cli_generate_and_regenerate_from_sidecar(tango_dir, tmp_path):
+def test_cli_generate_and_regenerate_from_sidecar(tango_dir, clap_dir, tmp_path):
     from tta.cli import main
 
     base = ["generate", "thunder", "--model", str(tango_dir), "--steps", "2", "--duration", "0.3", "--no-progress"]
@@ -61,6 +61,8 @@ def test_cli_generate_and_regenerate_from_sidecar(tango_dir, tmp_path):
     assert main(["generate", "--from-sidecar", str(tmp_path / "a.json"), "-o", str(tmp_path / "b.wav")]) == 0
     assert (tmp_path / "b.wav").read_bytes() == (tmp_path / "a.wav").read_bytes()
     assert main([*base, "--candidates", "2", "-o", str(tmp_path / "c.wav")]) == 2  # no CLAP of its own
+    assert main([*base, "--candidates", "2", "--clap", str(clap_dir), "-o", str(tmp_path / "d.wav")]) == 0
+    assert "clap_score" in json.loads((tmp_path / "d.json").read_text())
 
 
 def test_hub_layout_and_missing_tokenizer_are_one_line_errors(tango_dir, tmp_path):
