@@ -55,3 +55,13 @@ def test_retrieval_and_composition_need_clap_rows(pipe, tmp_path):
         pipe("thunder", retrieval=tmp_path, **RUN)
     with pytest.raises(InputError, match="prior"):
         pipe("a dog barks in the rain", compose=True, **RUN)
+
+
+def test_saving_a_cross_attention_family_is_one_line_error(pipe, tmp_path):
+    if not hasattr(pipe.unet, "packer"):  # MusicLDM's plain UNet and CLAP save as a tta folder
+        saved = TTAPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "tta"))
+        assert saved.clap.has_audio
+        return
+    with pytest.raises(InputError, match="own folder format"):
+        pipe.save_pretrained(tmp_path / "x")
+    assert not (tmp_path / "x").exists()

@@ -155,3 +155,9 @@ class UNetAdapter(torch.nn.Module):
 
     def call(self, sample: torch.Tensor, timestep, rows: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def save_pretrained(self, *args, **kwargs):
+        raise InputError(
+            f"{type(self).__name__}: a model of this family stays in its own folder format (tta.families); "
+            "copy its folder instead of saving the pipeline"
+        )
