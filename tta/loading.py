@@ -107,9 +107,10 @@ def read_model_index(folder: str | os.PathLike) -> dict[str, Any]:
     index = _read_json(folder / INDEX_NAME)
     name = index.get("_class_name")
     if name not in _LAYOUTS:
-        raise ModelLoadError(
-            f"{folder / INDEX_NAME} names {name!r}; tta reads {TTA_CLASS_NAME!r} and {AUDIOLDM_CLASS_NAME!r} folders"
-        )
+        from tta.families import FAMILIES
+
+        known = ", ".join(repr(n) for n in (TTA_CLASS_NAME, AUDIOLDM_CLASS_NAME, *FAMILIES))
+        raise ModelLoadError(f"{folder / INDEX_NAME} names {name!r}; tta reads {known} folders")
     return index
 
 
