@@ -1,20 +1,27 @@
-"""Export the UNet (class-label conditioning), the VAE decoder and the vocoder to ONNX, with dynamic batch and
-length axes, via torch's TorchScript exporter (seconds at tiny size; the dynamo exporter took 8x longer)."""
+"""Exporting one component (UNet with class-label conditioning, VAE decoder, vocoder) to ONNX, with dynamic
+batch and length axes, through torch's TorchScript exporter (seconds at tiny size; dynamo's took ~8x longer).
+
+Each ``<component>.onnx`` is written beside a temporary name and renamed into place (atomic), after its manifest
+``<component>.json`` (sha256 and size of the file, the format and torch versions); :func:`entry_is_valid` checks
+both, so a truncated, corrupt or foreign file is exported again, never used.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import warnings
 from pathlib import Path
 
 import torch
 
+FORMAT_VERSION = 1
 OPSET = 17
 
 
-class UNetGraph(torch.nn.Module):
-    """``(x [B, C, H, W], t [B], labels [B, D]) -> eps``: the call :mod:`tta.sampling.guidance` makes."""
-
-    def __init__(self, unet: torch.nn.Module):
+class _UNetGraph(torch.nn.Module):
+    def __init__(self, unet):
         super().__init__()
         self.unet = unet
 
@@ -22,10 +29,8 @@ class UNetGraph(torch.nn.Module):
         return self.unet(x, t, encoder_hidden_states=None, class_labels=labels).sample
 
 
-class VAEDecoderGraph(torch.nn.Module):
-    """``z [B, C, H, W] (already divided by the scaling factor) -> log-mel [B, 1, T, n_mels]``."""
-
-    def __init__(self, vae: torch.nn.Module):
+class _VAEDecoderGraph(torch.nn.Module):
+    def __init__(self, vae):
         super().__init__()
         self.vae = vae
 
@@ -33,56 +38,94 @@ class VAEDecoderGraph(torch.nn.Module):
         return self.vae.decode(z).sample
 
 
-def example_inputs(pipe, frames: int = 64) -> dict[str, tuple[torch.Tensor, ...]]:
-    """Small inputs of each component's shapes (what the export traces and the correctness check runs)."""
-    from tta.models.vae import vae_downsample_factor
-
-    g = torch.Generator().manual_seed(0)
-    c, w = pipe.latent_grid
-    f = vae_downsample_factor(pipe.vae)
-    h = max(frames // f, 8)
-    dim = int(pipe.unet.config.projection_class_embeddings_input_dim)
-    n_mels = int(pipe.vocoder.config.model_in_dim)
-    return {
-        "unet": (torch.randn(2, c, h, w, generator=g), torch.tensor([500.0, 500.0]), torch.randn(2, dim, generator=g)),
-        "vae": (torch.randn(1, int(pipe.vae.config.latent_channels), h, w, generator=g),),
-        "vocoder": (torch.randn(1, h * f, n_mels, generator=g) - 5.0,),
-    }
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-SPECS = {  # component -> (graph wrapper, input names, output name, dynamic axes)
-    "unet": (UNetGraph, ["x", "t", "labels"], "eps", {"x": {0: "b", 2: "h"}, "t": {0: "b"}, "labels": {0: "b"}}),
-    "vae": (VAEDecoderGraph, ["z"], "mel", {"z": {0: "b", 2: "h"}}),
-    "vocoder": (lambda m: m, ["mel"], "wave", {"mel": {0: "b", 1: "t"}}),
-}
+def _manifest_path(path: Path) -> Path:
+    return path.with_suffix(".json")
 
 
-def export_component(name: str, module: torch.nn.Module, inputs: tuple, path: Path) -> None:
-    """Write ``module`` (component ``name``) as ONNX to ``path``; raises when the graph cannot be exported."""
-    import warnings
-
-    wrap, input_names, output, dynamic = SPECS[name]
-    dynamic = {**dynamic, output: {0: "b", 1 if name == "vocoder" else 2: "n"}}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrap(module).eval(),
-            inputs,
-            str(path),
-            dynamo=False,
-            input_names=input_names,
-            output_names=[output],
-            dynamic_axes=dynamic,
-            opset_version=OPSET,
+def entry_is_valid(path: Path) -> bool:
+    """Whether ``path`` and its manifest exist, match (size, sha256) and come from this format and torch."""
+    try:
+        manifest = json.loads(_manifest_path(path).read_text())
+        return (
+            manifest.get("format") == FORMAT_VERSION
+            and manifest.get("torch") == torch.__version__
+            and path.stat().st_size == manifest["size"]
+            and _file_sha256(path) == manifest["sha256"]
         )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
-def weights_hash(*modules: torch.nn.Module) -> str:
+def _graph(pipe, component: str):
+    """(graph module, example inputs, input names, output name, dynamic axes) of one component."""
+    from tta.engine.install import COMPONENTS, torch_module
+
+    module = torch_module(pipe, COMPONENTS[component])
+    g = torch.Generator().manual_seed(0)
+    shape = pipe.layout(1.0).latent_shape  # (C, H, W)
+    if component == "unet":
+        dim = int(module.config.projection_class_embeddings_input_dim or module.config.class_embeddings_dim or 0)
+        inputs = (torch.randn(2, *shape, generator=g), torch.tensor(500, dtype=torch.int64), torch.randn(2, dim))
+        axes = {"x": {0: "batch", 2: "frames"}, "labels": {0: "batch"}, "eps": {0: "batch", 2: "frames"}}
+        return _UNetGraph(module), inputs, ["x", "t", "labels"], "eps", axes
+    if component == "vae_decoder":
+        z = torch.randn(1, int(module.config.latent_channels), *shape[1:], generator=g)
+        axes = {"z": {0: "batch", 2: "frames"}, "mel": {0: "batch", 2: "mel_frames"}}
+        return _VAEDecoderGraph(module), (z,), ["z"], "mel", axes
+    mel = torch.randn(1, 64, int(module.config.model_in_dim), generator=g) - 4.0
+    axes = {"spectrogram": {0: "batch", 1: "frames"}, "waveform": {0: "batch", 1: "samples"}}
+    return module, (mel,), ["spectrogram"], "waveform", axes
+
+
+def export_component(pipe, component: str, path: Path) -> None:
+    """Export ``component`` (``"unet"``, ``"vae_decoder"``, ``"vocoder"``) of ``pipe`` to ``path`` atomically.
+
+    Raises whatever the exporter raises for a graph it cannot handle (e.g. ``torch.istft``)."""
+    graph, inputs, names, output, axes = _graph(pipe, component)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                graph.eval(),
+                inputs,
+                str(tmp),
+                dynamo=False,
+                input_names=names,
+                output_names=[output],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+            )
+        manifest = {
+            "format": FORMAT_VERSION,
+            "torch": torch.__version__,
+            "size": tmp.stat().st_size,
+            "sha256": _file_sha256(tmp),
+        }
+        manifest_tmp = _manifest_path(tmp)
+        manifest_tmp.write_text(json.dumps(manifest, indent=2))
+        os.replace(tmp, path)
+        os.replace(manifest_tmp, _manifest_path(path))
+    finally:
+        tmp.unlink(missing_ok=True)
+        _manifest_path(tmp).unlink(missing_ok=True)
+
+
+def weights_fingerprint(*modules: torch.nn.Module) -> str:
     """A content hash of the modules' parameters and buffers (the cache key of a model not loaded from a folder)."""
     digest = hashlib.sha256()
     for module in modules:
         for key, value in module.state_dict().items():
             digest.update(key.encode())
             digest.update(str(tuple(value.shape)).encode())
-            digest.update(value.detach().to(torch.float32).contiguous().numpy().tobytes())
+            digest.update(value.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
