@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=2.5)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--bf16", action="store_true", help="also time tta with bfloat16 UNet/VAE/vocoder")
+    parser.add_argument("--engines", default="", help="also time tta with these engines, e.g. onnx,openvino")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved repeats of every contender (median)")
     parser.add_argument("--order", choices=["diffusers-first", "tta-first"], default="diffusers-first")
     args = parser.parse_args()
     if args.threads:
@@ -177,11 +179,35 @@ def main() -> None:
     if args.bf16:  # an extra run: tta with the UNet, VAE and vocoder in bfloat16 (not the same maths)
         fast = copy.deepcopy(ours).to(dtype=torch.bfloat16)
         runs.append(("tta-bf16", lambda: run_tta(fast)))
-    results = {}
-    for name, fn in runs:
-        audio, total, timer = fn()
-        results[name] = (audio, total)
-        print(f"{name:>10}: {total:6.1f} s  ({timer.report()})")
+    for engine in filter(None, args.engines.split(",")):  # tta.engine: exported once into a fresh cache
+        import os
+        import subprocess
+
+        os.environ["TTA_CACHE"] = tempfile.mkdtemp(prefix="tta-engine-bench-")
+        pipe = copy.copy(ours)
+        start = time.perf_counter()
+        pipe.enable_engine(engine)
+        size = subprocess.run(["du", "-sm", os.environ["TTA_CACHE"]], capture_output=True, text=True).stdout.split()[0]
+        print(
+            f"{engine}: first export + check {time.perf_counter() - start:.1f} s, cache {size} MiB, {pipe.engine_settings}"
+        )
+        runs.append((f"tta-{engine}", lambda pipe=pipe: run_tta(pipe)))
+    results, times = {}, {}
+    for _ in range(args.repeats):
+        for name, fn in runs:
+            audio, total, timer = fn()
+            results[name] = (audio, total)
+            times.setdefault(name, []).append(total)
+            print(f"{name:>14}: {total:6.1f} s  ({timer.report()})")
+    results = {name: (audio, float(np.median(times[name]))) for name, (audio, _) in results.items()}
+    for name in results:
+        if name.startswith("tta-") and name != "tta-bf16":
+            c, b = results[name][0], results["diffusers"][0]
+            k = min(c.shape[-1], b.shape[-1])
+            diff = float(np.linalg.norm(c[..., :k] - b[..., :k]) / max(np.linalg.norm(b[..., :k]), 1e-12))
+            print(
+                f"{name} vs diffusers (median): {results['diffusers'][1] / results[name][1]:.2f}x, waveform diff {diff:.2e}"
+            )
     a, b = results["tta"][0], results["diffusers"][0]
     n = min(a.shape[-1], b.shape[-1])
     err = float(np.linalg.norm(a[..., :n] - b[..., :n]) / max(np.linalg.norm(b[..., :n]), 1e-12))

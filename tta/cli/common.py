@@ -73,6 +73,14 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="condition a prompt that names several sounds on it whole, not on each sound (default: split into "
         "sounds when the model's prior allows it; the sidecar lists the sounds used)",
     )
+    p.add_argument(
+        "--engine",
+        default="torch",
+        choices=["torch", "onnx", "openvino", "auto"],
+        help="run the UNet, VAE decoder and vocoder in torch (default; the pinned outputs), ONNX Runtime or "
+        "OpenVINO (exported once per model, cached; float32 CPU; pip install 'tta[engine]'), or auto (the fastest "
+        "installed one that matches torch, else torch)",
+    )
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
@@ -185,6 +193,8 @@ def load_pipeline(args: argparse.Namespace, dtype: str = "float32"):
 
     transformers_logging.disable_progress_bar()  # one progress bar: the sampler's
     pipe = TTAPipeline.from_pretrained(args.model, device=args.device, torch_dtype=getattr(torch, dtype))
+    if getattr(args, "engine", "torch") != "torch":
+        pipe.enable_engine(args.engine)
     if getattr(args, "clap", None) is not None:
         from tta.models.clap import load_clap
 

@@ -64,6 +64,7 @@ class PipelineBase:
         self._model_hash: str | None = None
         self._clap_fingerprint: str | None = None
         self._fast = False
+        self.engine_settings: dict[str, Any] = {"engine": "torch"}  # tta.engine.install sets it
 
     # ------------------------------------------------------------------ loading / saving
 
@@ -74,6 +75,7 @@ class PipelineBase:
         device: str | torch.device = "cpu",
         torch_dtype: torch.dtype | None = None,
         fast: bool = True,
+        engine: str = "torch",
     ):
         """Load a tta model folder or a diffusers AudioLDM folder (no network).
 
@@ -83,6 +85,9 @@ class PipelineBase:
             torch_dtype: dtype of the UNet, VAE and vocoder (default float32). ``torch.bfloat16`` runs ~1.8x
                 faster on CPUs with AVX512-BF16 / AMX at ~1% waveform difference; CLAP and sampler stay float32.
             fast: apply CPU/GPU speed-ups that keep the maths (channels-last memory format).
+            engine: ``"torch"`` (default: the pinned outputs), ``"onnx"``/``"openvino"`` (the UNet, VAE decoder
+                and vocoder exported once per model hash and run by that runtime; float32 CPU), or ``"auto"``
+                (the fastest installed runtime that matches torch, else torch). See :mod:`tta.engine`.
 
         Raises:
             ModelLoadError: no model at ``path`` (or no default installed), or a file is missing or corrupt.
@@ -115,10 +120,13 @@ class PipelineBase:
         pipe.to(device, torch_dtype)
         if fast:
             pipe.enable_fast_inference()
+        if engine != "torch":
+            pipe.enable_engine(engine)
         return pipe
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write a tta model folder (every component with its config, weights as safetensors), atomically."""
+        from tta.engine.install import torch_module
         from tta.loading import save_components
         from tta.models.clap import backend_name
 
@@ -128,9 +136,9 @@ class PipelineBase:
         try:
             return save_components(
                 folder,
-                self.unet,
-                self.vae,
-                self.vocoder,
+                torch_module(self, "unet"),
+                torch_module(self, "vae"),
+                torch_module(self, "vocoder"),
                 self.clap,
                 self.scheduler_config,
                 backend_name(self.clap),
@@ -170,6 +178,14 @@ class PipelineBase:
             self.unet.to(memory_format=torch.channels_last)
         self.vae.to(memory_format=torch.channels_last)
         self._fast = True
+        return self
+
+    def enable_engine(self, engine: str = "auto", threads: int | None = None, options: dict | None = None):
+        """Run the UNet, VAE decoder and vocoder in a CPU engine (:func:`tta.engine.install`; ``"torch"`` undoes
+        it). What ran where is ``self.engine_settings``, recorded in every output's settings."""
+        from tta.engine import install
+
+        install(self, engine, threads, options)
         return self
 
     # ------------------------------------------------------------------ identity
@@ -251,6 +267,7 @@ class PipelineBase:
             "model_hash": self.model_hash,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
+            "engine": self.engine_settings.get("engine", "torch"),
             "sample_rate": self.sample_rate,
             "tta_version": __version__,
             "torch_version": torch.__version__,

@@ -1,0 +1,85 @@
+"""tta.engine on the tiny random model: each runtime's waveform against torch's, the cache's reuse and rebuild,
+and a missing runtime."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from tta.engine.runtime import runtime_installed
+from tta.errors import InputError
+from tta.pipelines import TTAPipeline
+
+engine_install = importlib.import_module("tta.engine.install")  # the module (tta.engine.install is also a function)
+RUNTIMES = [e for e in ("onnx", "openvino") if runtime_installed(e)]
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTA_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _generate(pipe):
+    return pipe("a dog barks", audio_length_in_s=1.0, num_inference_steps=3, seed=3, progress=False).audios
+
+
+@pytest.mark.parametrize("engine", RUNTIMES)
+def test_engine_waveform_matches_torch(tta_model_dir, cache, engine):
+    pipe = TTAPipeline.from_pretrained(tta_model_dir)
+    reference = _generate(pipe)
+    pipe.enable_engine(engine)
+    assert pipe.engine_settings["engine"] == engine
+    assert pipe.engine_settings["components"]["unet"].startswith(engine)
+    out = _generate(pipe)
+    rel = np.abs(out - reference).max() / np.abs(reference).max()
+    assert rel <= 1e-3, rel
+    assert (
+        pipe("a dog barks", audio_length_in_s=1.0, num_inference_steps=2, seed=1, progress=False).settings["engine"]
+        == engine
+    )
+    pipe.enable_engine("torch")
+    np.testing.assert_array_equal(_generate(pipe), reference)  # torch again: bit for bit
+
+
+def test_cache_reused_and_corrupt_entry_rebuilt(tta_model_dir, cache):
+    engine = RUNTIMES[0] if RUNTIMES else pytest.skip("no runtime installed")
+    pipe = TTAPipeline.from_pretrained(tta_model_dir)
+    pipe.enable_engine(engine)
+    unet_file = next(cache.glob("engines/*/*/unet.onnx"))
+    first = unet_file.stat().st_mtime_ns
+    pipe.enable_engine(engine)
+    assert unet_file.stat().st_mtime_ns == first  # reused, not exported again
+    data = bytearray(unet_file.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # corrupt the weights in the middle
+    unet_file.write_bytes(bytes(data))
+    pipe.enable_engine(engine)
+    assert unet_file.stat().st_mtime_ns != first  # detected by its manifest's sha256 and exported again
+    assert pipe.engine_settings["components"]["unet"].startswith(engine)
+
+
+def test_stale_entry_fails_probe_and_is_rebuilt(tta_model_dir, cache):
+    import torch
+
+    engine = RUNTIMES[0] if RUNTIMES else pytest.skip("no runtime installed")
+    pipe = TTAPipeline.from_pretrained(tta_model_dir)
+    pipe.enable_engine(engine)
+    pipe.enable_engine("torch")
+    with torch.no_grad():  # same model hash, other weights: the cached export is stale
+        pipe.unet.conv_out.weight.add_(1.0)
+    pipe.enable_engine(engine)
+    diff = float(pipe.engine_settings["components"]["unet"].split("rel diff ")[1].rstrip(")"))
+    assert diff <= 1e-3
+
+
+def test_missing_runtime_is_a_clear_error_and_auto_falls_back(tta_model_dir, cache, monkeypatch):
+    monkeypatch.setattr(engine_install, "runtime_installed", lambda name: False)
+    pipe = TTAPipeline.from_pretrained(tta_model_dir)
+    with pytest.raises(InputError, match="onnxruntime.*tta\\[engine\\]"):
+        pipe.enable_engine("onnx")
+    pipe.enable_engine("auto")
+    assert pipe.engine_settings == {"engine": "torch"}
+    with pytest.raises(InputError, match="--engine must be one of"):
+        pipe.enable_engine("tensorrt")
