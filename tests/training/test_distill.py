@@ -5,6 +5,8 @@ interruption, and the exported student: merged at load, sampled through the core
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -140,11 +142,22 @@ def test_teacher_guidance_is_folded_as_the_pipeline_guides():
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
 
-def test_distill_trains_the_adapter_only_and_resumes_exactly(tmp_path, corpus, teacher):
+class KilledAtStep3(DistillTrainer):
+    """Sends itself SIGTERM (what `kill PID` does) during its third step."""
+
+    def run_step(self, batch):
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().run_step(batch)
+
+
+def test_distill_trains_the_adapter_only_and_resumes_exactly_after_a_kill(tmp_path, corpus, teacher):
     straight = distill_trainer(tmp_path / "a", corpus, teacher)
     straight.fit()
-    first = distill_trainer(tmp_path / "b", corpus, teacher, max_steps=2)
-    first.fit()  # stops at step 2 and checkpoints, as an interrupted run does
+    killed = distill_trainer(tmp_path / "b", corpus, teacher)
+    killed.__class__ = KilledAtStep3
+    killed.fit()  # SIGTERM: it finishes the step, checkpoints step 3 and stops (no export)
+    assert killed.step == 3 and not (tmp_path / "b" / "export").exists()
     second = distill_trainer(tmp_path / "b", corpus, teacher)
     second.fit()
     assert second.step == 4
@@ -171,8 +184,18 @@ def test_exported_student_merges_and_samples_through_the_core(tmp_path, corpus, 
     from tta.distill.pipeline import StudentPipeline
     from tta.loading import model_hash
 
-    trainer = distill_trainer(tmp_path / "run", corpus, teacher, max_steps=2)
+    from safetensors.torch import load_file
+
+    from tta.distill.export import export_checkpoint
+
+    config = {"components": str(teacher), "model": {"r": 4, "lora_alpha": 4}}  # what `tta train` records
+    trainer = distill_trainer(tmp_path / "run", corpus, teacher, max_steps=2, run_config=config)
     trainer.fit()
+    # a checkpoint exports the same student (EMA weights) as the end of the run
+    again = export_checkpoint(tmp_path / "run" / "checkpoints" / "latest", tmp_path / "from_checkpoint")
+    want = load_file(str(tmp_path / "run" / "export" / "adapter_model.safetensors"))
+    got = load_file(str(again / "adapter_model.safetensors"))
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
     model = tmp_path / "model"
     shutil.copytree(teacher, model)
     before = model_hash(model)
