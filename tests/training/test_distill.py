@@ -180,13 +180,12 @@ def test_distill_trains_the_adapter_only_and_resumes_exactly_after_a_kill(tmp_pa
 def test_exported_student_merges_and_samples_through_the_core(tmp_path, corpus, teacher):
     import shutil
 
-    from tta.distill import load_student
-    from tta.distill.pipeline import StudentPipeline
-    from tta.loading import model_hash
-
     from safetensors.torch import load_file
 
+    from tta.distill import load_student
     from tta.distill.export import export_checkpoint
+    from tta.distill.pipeline import StudentPipeline
+    from tta.loading import model_hash
 
     config = {"components": str(teacher), "model": {"r": 4, "lora_alpha": 4}}  # what `tta train` records
     trainer = distill_trainer(tmp_path / "run", corpus, teacher, max_steps=2, run_config=config)
