@@ -223,6 +223,14 @@ def test_exported_student_merges_and_samples_through_the_core(tmp_path, corpus, 
     edited = pipe.edit(out.audios[0], "birds chirping", pipe.sample_rate, strength=0.5, seed=0, progress=False)
     assert edited.settings["sampler"] == "lcm" and edited.audios.shape[-1] == out.audios.shape[-1]
 
+    from tta.cli import main
+
+    cli_out = tmp_path / "cli"
+    assert main(["generate", "typing", "--model", str(model), "--student", "-o", str(cli_out), "--seed", "0",
+                 "--duration", "0.5", "--no-progress"]) == 0  # fmt: skip
+    meta = json.loads(next(cli_out.glob("*.json")).read_text())
+    assert meta["sampler"] == "lcm" and meta["steps"] == 2 and meta["guidance"] == 1.0 and meta["student_hash"]
+
     other = tmp_path / "other"
     shutil.copytree(teacher, other)
     with torch.no_grad():
