@@ -26,9 +26,11 @@ def ema_state(folder: Path) -> dict | None:
     return None
 
 
-def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, use_ema: bool = True) -> Path:
+def export_checkpoint(
+    checkpoint: str | os.PathLike, out: str | os.PathLike, use_ema: bool = True, steps: int | None = None
+) -> Path:
     """Write the student of ``checkpoint`` (a ``step_XXXXXXX`` folder, or a run's ``checkpoints/latest``) to
-    ``out``; returns ``out``."""
+    ``out`` with ``steps`` as its default steps (None: the run's ``student_steps``); returns ``out``."""
     from diffusers import UNet2DConditionModel
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -64,5 +66,24 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, use
             for p, s in zip(params, ema["shadow_params"]):
                 p.copy_(s)
     lcm = ConsistencyObjective(schedule, int(config.get("num_ddim_timesteps", 50)), guidance)
-    save_student(model, out, teacher, guidance, int(config.get("student_steps", 2)), lcm)
+    steps = int(config.get("student_steps", 2)) if steps is None else int(steps)
+    save_student(model, out, teacher, guidance, steps, lcm)
     return Path(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tta.distill.export CHECKPOINT OUT [--steps N]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="export a `tta train distill` checkpoint as a student folder")
+    parser.add_argument("checkpoint", help="a run's checkpoints/step_XXXXXXX or checkpoints/latest")
+    parser.add_argument("out", help="the student folder to write (e.g. checkpoints/lcm)")
+    parser.add_argument("--steps", type=int, default=None, help="its default steps (default: the run's)")
+    parser.add_argument("--online", action="store_true", help="the online adapter weights instead of the EMA")
+    args = parser.parse_args(argv)
+    print(export_checkpoint(args.checkpoint, args.out, use_ema=not args.online, steps=args.steps))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
