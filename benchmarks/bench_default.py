@@ -10,6 +10,12 @@ UNet rows a step, one decode).
 
     .venv/bin/python benchmarks/bench_default.py                 # 10 s, default steps/guidance/sampler, 1 and 2 threads
     .venv/bin/python benchmarks/bench_default.py --steps 10 --threads 2
+
+With a distilled student (``tta train distill``; ``--student checkpoints/lcm``), the same prompts are also timed
+with the student (its LCM sampler, no guidance row) at each of ``--student-steps``, in the same run and on the
+same thread counts, and a last table gives each setting's time against the teacher's:
+
+    .venv/bin/python benchmarks/bench_default.py --student checkpoints/lcm --student-steps 1 2 4 --threads 2
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from pathlib import Path
 import torch
 
 from tta.pipelines import TTAPipeline
+
+RESULTS: dict[tuple, float] = {}  # (threads, prompt, mode, steps, student) -> median wall seconds
 
 
 def load(random_unet: bool) -> TTAPipeline:
@@ -83,6 +91,7 @@ def timed_prompt(pipe, totals, prompt: str, mode: str, threads: int, args, kw: d
         for k, v in totals.items():
             stages[k].append(v)
     wall = statistics.median(walls)
+    RESULTS[(threads, prompt, mode, kw.get("num_inference_steps"), bool(getattr(pipe, "student_path", None)))] = wall
     split = "  ".join(f"{k} {statistics.median(v):.2f}s" for k, v in sorted(stages.items()))
     sounds = " + ".join(out.sources[0])
     how = f", {mode}" if len(out.sources[0]) > 1 else ""
@@ -105,23 +114,59 @@ def main() -> None:
         "--prompts", nargs="+", default=["a cow mooing", "a dog barking in the rain"], help="prompts timed, each alone"
     )
     parser.add_argument("--compose-modes", nargs="+", default=["mix", "guidance"], choices=["mix", "guidance"])
+    parser.add_argument("--student", default=None, metavar="DIR", help="also time this distilled student")
+    parser.add_argument("--student-steps", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
     pipe = load(args.random_unet)
+    student = None
+    if args.student:
+        from tta.distill.pipeline import StudentPipeline
+
+        student = StudentPipeline.from_pretrained(pipe.name_or_path, student=args.student)
     args.steps = pipe.default_steps if args.steps is None else args.steps
     args.guidance = pipe.default_guidance if args.guidance is None else args.guidance
     params = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
     print(f"model: {pipe.name_or_path or 'random UNet + shipped parts'} (UNet {params:.1f} M parameters)")
     print(f"{args.duration:g} s of audio, {args.steps} steps, guidance {args.guidance}, default sampler")
     totals = timed(pipe)
+    runs = [(pipe, totals, args.steps, args.guidance, args.compose_modes)]
+    if student is not None:
+        # the student has no guidance row: composed guidance is not available to it (mixed sounds are)
+        runs += [(student, timed(student), n, 1.0, ["mix"]) for n in args.student_steps]
     for threads in args.threads:
         torch.set_num_threads(threads)
-        kw = dict(audio_length_in_s=args.duration, num_inference_steps=args.steps, guidance_scale=args.guidance)
-        pipe("warm up", progress=False, seed=0, **kw)
+        for model, stage_totals, steps, guidance, modes in runs:
+            if model is student:
+                print(f"student {args.student}: {steps} step(s), sampler lcm, no guidance row")
+            kw = dict(audio_length_in_s=args.duration, num_inference_steps=steps, guidance_scale=guidance)
+            model("warm up", progress=False, seed=0, **kw)
+            for prompt in args.prompts:
+                for mode in modes:
+                    out = timed_prompt(model, stage_totals, prompt, mode, threads, args, kw)
+                    if len(out.sources[0]) == 1:
+                        break  # one sound: the mode changes nothing
+    if student is not None:
+        ratio_table(args)
+
+
+def ratio_table(args) -> None:
+    """Each student setting's wall time against the teacher's (same threads, prompt; mixed two-sound prompts)."""
+    print(
+        "\n| threads | prompt | teacher (s) | "
+        + " | ".join(f"student {n} step(s) (s, x faster)" for n in args.student_steps)
+        + " |"
+    )
+    print("|---:|---|---:|" + "---:|" * len(args.student_steps))
+    for threads in args.threads:
         for prompt in args.prompts:
-            for mode in args.compose_modes:
-                out = timed_prompt(pipe, totals, prompt, mode, threads, args, kw)
-                if len(out.sources[0]) == 1:
-                    break  # one sound: the mode changes nothing
+            base = RESULTS.get((threads, prompt, "mix", args.steps, False))
+            if base is None:
+                continue
+            cells = []
+            for n in args.student_steps:
+                wall = RESULTS.get((threads, prompt, "mix", n, True))
+                cells.append(f"{wall:.2f} ({base / wall:.1f}x)" if wall else "-")
+            print(f"| {threads} | {prompt} | {base:.2f} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

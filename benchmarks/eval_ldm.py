@@ -99,10 +99,22 @@ def main() -> None:
         help="who ranks the classes: our CLAP (zero-shot) and/or the aisfx probe; each row is judged by each",
     )
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument(
+        "--student",
+        default=None,
+        metavar="DIR",
+        help="a distilled student (`tta train distill`, e.g. checkpoints/lcm) merged into --model's UNet; "
+        "sampler lcm (give --guidance 1: the teacher's guidance is folded in)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    pipe = TTAPipeline.from_pretrained(args.model)
+    if args.student:
+        from tta.distill.pipeline import StudentPipeline
+
+        pipe = StudentPipeline.from_pretrained(args.model, student=args.student)
+    else:
+        pipe = TTAPipeline.from_pretrained(args.model)
     prior = pipe.prior
     clap = load_clap()
     classes = list(CLASSES)

@@ -20,6 +20,7 @@ TRAINERS: dict[str, str] = {
     "vae": "tta.training.vae:VaeTrainer",
     "vocoder": "tta.training.vocoder:VocoderTrainer",
     "ldm": "tta.training.ldm:LdmTrainer",
+    "distill": "tta.training.distill:DistillTrainer",
 }
 
 

@@ -428,7 +428,10 @@ def model_hash(folder: str | os.PathLike, as_before_0_2: bool = False) -> str:
     files = sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and not p.name.startswith(".") and p.suffix in (".json", ".safetensors", ".txt", ".model")
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.suffix in (".json", ".safetensors", ".txt", ".model")
+        and not _in_student(folder, p)
     )
     for path in files:
         digest.update(str(path.relative_to(folder).as_posix()).encode() + b"\0")
@@ -439,6 +442,13 @@ def model_hash(folder: str | os.PathLike, as_before_0_2: bool = False) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()[:16]
+
+
+def _in_student(folder: Path, path: Path) -> bool:
+    """Whether ``path`` lies in a distilled student's sub-folder (``tta.distill``): an optional add-on that leaves
+    the model's own hash (and its sidecars) as they were."""
+    parts = path.relative_to(folder).parts
+    return len(parts) > 1 and (folder / parts[0] / "student.json").is_file()
 
 
 def _index_before_0_2(text: str) -> str:

@@ -40,7 +40,11 @@ def add_sampling_arguments(p: argparse.ArgumentParser, steps_help: str = "sample
         help=f"guidance scale, 0-100 (default: the model's, else {DEFAULT_GUIDANCE})",
     )
     p.add_argument("--seed", type=int, default=None, help="base seed (default: random, recorded in the sidecars)")
-    p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"one of {', '.join(SAMPLERS)} (default %(default)s)")
+    p.add_argument(
+        "--sampler",
+        default=None,
+        help=f"one of {', '.join(SAMPLERS)} (default {DEFAULT_SAMPLER}; lcm with --student)",
+    )
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,6 +52,15 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="a tta or diffusers AudioLDM model folder (default: checkpoints/)")
     p.add_argument(
         "--device", default="cpu", help="torch device, or auto (this process's GPU if any) (default %(default)s)"
+    )
+    p.add_argument(
+        "--student",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="merge a distilled few-step student (`tta train distill`) into the model's UNet: DIR, or without DIR "
+        "the model's own lcm/; its defaults: sampler lcm, its steps, guidance 1 (folded in)",
     )
     p.add_argument(
         "--no-prior",
@@ -139,7 +152,8 @@ def check_common_args(args: argparse.Namespace) -> None:
     if args.top_k is not None and args.retrieval is None:
         raise InputError("--top-k needs --retrieval INDEX")
     check_flag("--top-k", checks.check_top_k, args.top_k)
-    args.sampler = check_flag("--sampler", sampler_name, args.sampler)
+    if args.sampler is not None:  # None: the model's own (a --student's is lcm)
+        args.sampler = check_flag("--sampler", sampler_name, args.sampler)
 
 
 def slugify(text: str, max_len: int = 48) -> str:
@@ -192,7 +206,13 @@ def load_pipeline(args: argparse.Namespace, dtype: str = "float32"):
     from tta.pipelines import TTAPipeline
 
     transformers_logging.disable_progress_bar()  # one progress bar: the sampler's
-    pipe = TTAPipeline.from_pretrained(args.model, device=args.device, torch_dtype=getattr(torch, dtype))
+    if getattr(args, "student", None) is not None:
+        from tta.distill.pipeline import StudentPipeline
+
+        student = args.student or None
+        pipe = StudentPipeline.from_pretrained(args.model, args.device, getattr(torch, dtype), student=student)
+    else:
+        pipe = TTAPipeline.from_pretrained(args.model, device=args.device, torch_dtype=getattr(torch, dtype))
     if getattr(args, "engine", "torch") != "torch":
         pipe.enable_engine(args.engine)
     if getattr(args, "clap", None) is not None:

@@ -23,6 +23,11 @@ STAGES: dict[str, tuple[str, str, str]] = {
         "the vocoder (the ISTFT vocoder by default; HiFi-GAN configs for GPUs)",
     ),
     "ldm": ("configs/train/ldm.yaml", "configs/model/unet_small.yaml", "the latent diffusion UNet"),
+    "distill": (
+        "configs/train/distill.yaml",
+        "configs/model/lcm_lora.yaml",
+        "a few-step student of a trained UNet (latent consistency distillation, LCM-LoRA)",
+    ),
 }
 
 

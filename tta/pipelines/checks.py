@@ -121,6 +121,14 @@ def check_steps(value: Any, max_steps: int = MAX_STEPS) -> int:
     return check_int(value, "num_inference_steps", 1, min(MAX_STEPS, max_steps))
 
 
+def scheduler_step_limit(config) -> int:
+    """The most steps a scheduler config allows: half its training timesteps, or for a consistency sampler
+    (``LCMScheduler``) the grid it was distilled on (``original_inference_steps``)."""
+    limit = int(config.num_train_timesteps) // 2
+    grid = getattr(config, "original_inference_steps", None)
+    return min(limit, int(grid)) if grid else limit
+
+
 def check_guidance(value: Any) -> float:
     """A classifier-free guidance scale in [0, :data:`MAX_GUIDANCE`] (guidance is on above 1)."""
     return check_number(value, "guidance_scale", 0.0, MAX_GUIDANCE)

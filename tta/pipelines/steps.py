@@ -82,9 +82,9 @@ def check_request(
     steps = pipe.default_steps if num_inference_steps is None else num_inference_steps
     guidance = checks.check_guidance(pipe.default_guidance if guidance_scale is None else guidance_scale)
     checks.check_output_type(output_type)
-    name = sampler_name(sampler)
+    name = sampler_name(sampler if sampler is not None else getattr(pipe, "default_sampler", None))
     scheduler = make_scheduler(name, pipe.scheduler_config)
-    steps = checks.check_steps(steps, int(scheduler.config.num_train_timesteps) // 2)
+    steps = checks.check_steps(steps, checks.scheduler_step_limit(scheduler.config))
     return Request(
         prompts=prompts,
         negatives=negatives,

@@ -17,6 +17,7 @@ from diffusers import (
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
+from tta.distill.sampler import LCMSampler
 from tta.errors import InputError
 
 DEFAULT_SAMPLER = "dpmpp-2m"
@@ -48,6 +49,9 @@ SAMPLERS: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
     "ddim": (DDIMScheduler, {}),
     "euler": (EulerDiscreteScheduler, {"use_karras_sigmas": True}),
     "unipc": (UniPCMultistepScheduler, {"use_karras_sigmas": True, "final_sigmas_type": "sigma_min"}),
+    # a distilled few-step student's (tta.distill, 1-4 steps, no guidance row): multistep consistency sampling
+    # on the 50-point grid it was distilled on
+    "lcm": (LCMSampler, {"original_inference_steps": 50}),
 }
 
 ALIASES = {
