@@ -33,3 +33,39 @@ def run_info(args: argparse.Namespace) -> int:
         else:
             print(f"{key}: {value}")
     return 0
+
+
+def parse_spec(spec: str) -> tuple[str, float]:
+    """``ADAPTER[:SCALE]`` -> (path, scale); the scale defaults to 1."""
+    from tta.errors import InputError
+
+    path, sep, scale = spec.rpartition(":")
+    if sep and path:
+        try:
+            return path, float(scale)
+        except ValueError:
+            pass
+    if not spec:
+        raise InputError("--lora needs ADAPTER[:SCALE]")
+    return spec, 1.0
+
+
+def apply_lora_flags(pipe, specs: list[str] | None, recorded: list[dict] | None = None) -> None:
+    """Load each ``--lora ADAPTER[:SCALE]`` on ``pipe``, in order. With ``recorded`` (a sidecar's ``lora``
+    list), each adapter's file must still have the hash the sidecar recorded."""
+    from tta.errors import InputError
+
+    for i, spec in enumerate(specs or []):
+        path, scale = parse_spec(spec)
+        pipe.load_lora(path, scale)
+        if recorded is not None and i < len(recorded):
+            now = pipe.model_settings()["lora"][i]["hash"]
+            if now != recorded[i].get("hash"):
+                raise InputError(
+                    f"--lora {path}: the adapter's hash is {now}, the sidecar recorded {recorded[i].get('hash')}"
+                )
+
+
+def sidecar_specs(meta: dict) -> list[str]:
+    """The ``--lora`` flags that reload a sidecar's adapters (its ``lora`` list)."""
+    return [f"{entry['path']}:{entry['scale']}" for entry in meta.get("lora") or []]
