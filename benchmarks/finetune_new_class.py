@@ -8,8 +8,9 @@ package, see ``tta/data/sources.tsv``).
    ``NAME.txt`` caption, and split them by file name (sorted by sha1): the first ``--clips`` fine-tune, the last
    20 are held out. No audio is committed; this rebuilds the set.
 2. ``tta finetune`` (the same trainer) on the fine-tuning clips.
-3. Generates ``--gens`` clips of the prompt with the base model and with the adapter (with and without the
-   shipped retrieval prior), and reports: CLAP cosine of each generation to the held-out clips' centroid, FAD
+3. Generates ``--gens`` clips of the prompt with the base model and with the adapter, each with the shipped
+   retrieval prior, none, or the prior extended with the fine-tuning clips (``tta finetune --prior-out``), and
+   reports: CLAP cosine of each generation to the held-out clips' centroid, FAD
    (CLAP audio embeddings, against the held-out clips; few clips: only the ranking is meaningful) and the share of
    generations whose nearest neighbour among the corpus bank (the prior's 1575 corpus audio embeddings) plus the
    new clips is a new-class clip. Prints one JSON line per variant and the timing.
@@ -88,6 +89,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from safetensors.torch import load_file
 
+    from tta.models.prior import RetrievalPrior
     from tta.pipelines import TTAPipeline
 
     pool, held_files = build(args.work)
@@ -101,6 +103,7 @@ def main() -> None:
     t0 = time.time()
     cmd = [sys.executable, "-m", "tta", "finetune", str(train_dir), "-o", str(adapter), "--rank", str(args.rank)]
     cmd += ["--steps", str(args.steps), "--threads", str(args.threads), "--preview-every", "0", "--no-progress"]
+    cmd += ["--prior-out", str(args.work / f"prior_{args.clips}")]
     subprocess.run(cmd, check=True)
     train_s = time.time() - t0
     pipe = TTAPipeline.from_pretrained(REPO / "checkpoints")
@@ -110,12 +113,16 @@ def main() -> None:
     kw = dict(audio_length_in_s=2.56, num_inference_steps=args.sampler_steps, seed=0, progress=False)
     rows = {"real held-out (ceiling)": scores(held, held, bank, new)}
     t1 = time.time()
-    for name, scale, prior in (("base", None, True), ("base, no prior", None, False), ("LoRA", 1.0, True),
-                               ("LoRA, no prior", 1.0, False)):  # fmt: skip
+    shipped, extended = pipe.prior, RetrievalPrior.from_pretrained(args.work / f"prior_{args.clips}")
+    variants = [("base", None, shipped), ("base, no prior", None, None), ("extended prior only", None, extended),
+                ("LoRA (shipped prior)", 1.0, shipped), ("LoRA, no prior", 1.0, None),
+                ("LoRA + extended prior", 1.0, extended)]  # fmt: skip
+    for name, scale, prior in variants:
         pipe.unload_lora()
         if scale is not None:
             pipe.load_lora(adapter, scale)
-        out = pipe([CAPTION] * args.gens, use_prior=prior, **kw)
+        pipe.prior = prior
+        out = pipe([CAPTION] * args.gens, use_prior=prior is not None, **kw)
         rows[name] = scores(embed(pipe.clap, out.audios), held, bank, new)
     gen_s = time.time() - t1
     for name, row in rows.items():

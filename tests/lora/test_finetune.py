@@ -3,6 +3,7 @@ info`, `--full`, and resume after SIGKILL with the same final weights as an unin
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -121,3 +122,24 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path, tta_model
     assert f"(step {saved})" in out.stdout
     a, b = read_adapter(tmp_path / "whole.safetensors").state, read_adapter(killed).state
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_prior_out_extends_the_models_prior_with_the_folder(tmp_path, tta_model_dir):
+    import shutil
+
+    from tta.cli import main
+    from tta.loading import clap_fingerprint
+    from tta.models.prior import RetrievalPrior
+
+    model = tmp_path / "with_prior"
+    shutil.copytree(tta_model_dir, model)
+    dim = json.loads((model / "unet" / "config.json").read_text())["projection_class_embeddings_input_dim"]
+    torch.manual_seed(0)
+    RetrievalPrior(torch.randn(6, dim), top_k=2).save_pretrained(model / "prior", clap_fingerprint(model / "clap"))
+    data = _clips(tmp_path / "clips", 2)
+    prior_dir = tmp_path / "prior"
+    extra = ["--prior-out", str(prior_dir)]
+    assert main(_args(data, tmp_path / "a.safetensors", model, tmp_path / "run", steps=2, extra=extra)) == 0
+    bigger = RetrievalPrior.from_pretrained(prior_dir)
+    assert len(bigger.embeddings) == 6 + 4  # two 0.64 s windows of each 0.7 s clip
+    assert bigger.keys is not None and bigger.config["top_k"] == 2

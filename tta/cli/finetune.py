@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_STEPS = 300
+DEFAULT_STEPS = 150
 DEFAULT_BATCH = 4
 
 
@@ -39,6 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--run-dir", help="checkpoints, previews, logs (default: OUTPUT's name + '.run')")
     p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
     p.add_argument("--preview-every", type=int, default=100, help="steps between audio previews (0: at the end)")
+    p.add_argument("--prior-out", help="also write the model's retrieval prior extended with the folder here")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True, help="continue the run dir")
     p.add_argument("--no-progress", action="store_true", help="a log line per step instead of the bar")
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         full=args.full,
         clip_seconds=args.clip_seconds,
         preview_every=args.preview_every,
+        prior_output=args.prior_out,
         run_dir=run_dir,
         max_steps=args.steps,
         batch_size=args.batch_size,

@@ -38,6 +38,8 @@ class FinetuneTrainer(Trainer):
         clip_seconds, max_windows: window length, and windows per recording.
         cond_drop_prob, text_cond_prob: conditioning shares (see the module docstring).
         preview_every, preview_steps, preview_seconds: audio previews (0: only at the end).
+        prior_output: also write the base model's retrieval prior extended with the folder's windows (their
+            audio embeddings, keyed by their captions' text embeddings) to this folder (:meth:`write_prior`).
         **kwargs: :class:`Trainer` arguments.
     """
 
@@ -61,6 +63,7 @@ class FinetuneTrainer(Trainer):
         preview_every: int = 0,
         preview_steps: int = 10,
         preview_seconds: float = 2.56,
+        prior_output: str | os.PathLike | None = None,
         **kwargs,
     ):
         kwargs.setdefault("eval_every", preview_every)
@@ -78,6 +81,7 @@ class FinetuneTrainer(Trainer):
         self.cond_drop_prob, self.text_cond_prob = cond_drop_prob, text_cond_prob
         self.preview_steps, self.preview_seconds = preview_steps, preview_seconds
         self.entries = None
+        self.prior_output = Path(prior_output) if prior_output else None
 
     # -- data --
     def load_frozen(self) -> None:
@@ -202,3 +206,26 @@ class FinetuneTrainer(Trainer):
             state = adapter_state(model, ADAPTER_NAME)
             save_adapter(self.output, state, self.lora, model_hash(self.base), self.learnt_captions, self.settings())
         print(f"wrote {self.output}")
+        if self.prior_output is not None:
+            self.write_prior(self.prior_output)
+
+    @torch.no_grad()
+    def write_prior(self, folder: Path) -> Path:
+        """The base model's ``prior/`` whose bank also holds every training window (so prompts like the captions
+        map to the new sound's audio embeddings); a folder ``pipe.prior = RetrievalPrior.from_pretrained(folder)``
+        loads."""
+        from tta.errors import ModelLoadError
+        from tta.loading import clap_fingerprint
+        from tta.models.prior import RetrievalPrior
+
+        if not (self.base / "prior").is_dir():
+            raise ModelLoadError(f"{self.base} has no prior/ to extend (build one with `tta prior build`)")
+        prior = RetrievalPrior.from_pretrained(self.base / "prior")
+        audio = torch.stack([it["audio_emb"] for it in self.train_data])
+        keys = self.clap.encode_text([it["caption"] for it in self.train_data]).float()
+        bigger = prior.extended(audio, keys)
+        bigger.save_pretrained(folder, clap_fingerprint(self.base / "clap"))
+        print(
+            f"wrote the prior extended to {len(bigger.embeddings)} entries (from {len(prior.embeddings)}) to {folder}"
+        )
+        return folder
