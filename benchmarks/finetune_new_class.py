@@ -53,6 +53,7 @@ def build(work: Path) -> tuple[list[Path], list[Path]]:
     return files[:-HELD_OUT], files[-HELD_OUT:]
 
 
+@torch.no_grad()
 def embed(clap, files_or_audio) -> torch.Tensor:
     from tta.audio.io import load_audio
 

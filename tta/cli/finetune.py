@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_STEPS = 150
+DEFAULT_STEPS = 300
 DEFAULT_BATCH = 4
 
 

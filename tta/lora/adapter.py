@@ -143,6 +143,9 @@ def save_adapter(
     }
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
+    from tta.audio.io import umask
+
+    os.chmod(tmp, 0o666 & ~umask())  # what a plain open() would have made
     os.replace(tmp, path)
     return path
 
