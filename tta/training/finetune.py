@@ -186,7 +186,7 @@ class FinetuneTrainer(Trainer):
 
     def settings(self) -> dict:
         out = {k: getattr(self, k) for k in SETTINGS}
-        out.update(steps=self.max_steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
+        out.update(steps=self.step, max_steps=self.max_steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
         out.update(data=str(self.data), clips=len(self.entries or []), base=str(self.base))
         return out
 
