@@ -25,6 +25,8 @@ SUBCOMMANDS = [
     "prior",  # tta prior build (retrieval prior of a model folder)
     "index",  # tta index build|info (retrieval index of a sound library, Re-AudioLDM)
     "demo",  # tta demo (Gradio)
+    "finetune",  # tta finetune (LoRA adapters / full fine-tunes on a folder)
+    "lora",  # tta lora info
 ]
 
 

@@ -95,6 +95,12 @@ def register(subparsers) -> None:
         help="precision of the UNet, VAE and vocoder (bfloat16: faster on recent CPUs, ~1%% different audio)",
     )
     p.add_argument("--from-sidecar", type=Path, default=None, help="regenerate the output a sidecar JSON describes")
+    p.add_argument(
+        "--lora",
+        action="append",
+        metavar="ADAPTER[:SCALE]",
+        help="load a LoRA adapter (tta finetune) at SCALE (default 1); repeat to stack adapters",
+    )
     add_model_arguments(p)
     p.add_argument(
         "--compose-mode",
@@ -197,6 +203,10 @@ def load_sidecar(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     args.peak_limit, args.loudness, args.dtype = meta["peak_limit"], meta.get("loudness"), meta["dtype"]
     args.model = args.model if args.model is not None else meta["model"]
     args.clap = args.clap if args.clap is not None else meta.get("clap")
+    if not getattr(args, "lora", None):
+        from tta.cli.lora import sidecar_specs
+
+        args.lora = sidecar_specs(meta)
     return meta
 
 
@@ -275,6 +285,10 @@ def run(args: argparse.Namespace) -> int:
 
     # Load the model (and the re-ranking CLAP, the retrieval index) only after every argument has been checked.
     pipe, index = load_pipeline(args, args.dtype)
+    if getattr(args, "lora", None):
+        from tta.cli.lora import apply_lora_flags
+
+        apply_lora_flags(pipe, args.lora, meta.get("lora") if meta is not None else None)
     if meta is not None and meta["model_hash"] not in known_hashes(pipe):
         raise InputError(
             f"model {args.model} (hash {pipe.model_hash}) is not the one in the sidecar ({meta['model_hash']})"

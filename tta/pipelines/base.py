@@ -232,6 +232,25 @@ class PipelineBase:
 
         return latent_grid(self.vae, self.vocoder.config.model_in_dim)
 
+    def load_lora(self, path, scale: float = 1.0) -> str:
+        """Stack the LoRA adapter at ``path`` on the UNet at ``scale`` (:func:`tta.lora.load_lora`)."""
+        from tta.lora import load_lora
+
+        return load_lora(self, path, scale)
+
+    def unload_lora(self) -> None:
+        """Remove every loaded LoRA adapter (:func:`tta.lora.unload_lora`)."""
+        from tta.lora import unload_lora
+
+        unload_lora(self)
+
+    def _lora_settings(self) -> dict[str, Any]:
+        """``{"lora": [{"path", "scale", "hash"}, ...]}`` when adapters are loaded, else nothing."""
+        from tta.lora.apply import loaded_adapters
+
+        loras = loaded_adapters(self)
+        return {"lora": loras} if loras else {}
+
     @property
     def model_hash(self) -> str | None:
         """Content hash of the model folder's configs and weights (computed once), or None if not from a folder."""
@@ -271,6 +290,7 @@ class PipelineBase:
             "sample_rate": self.sample_rate,
             "tta_version": __version__,
             "torch_version": torch.__version__,
+            **self._lora_settings(),
         }
 
     def layout(self, audio_length_in_s: float):

@@ -1,0 +1,145 @@
+"""`tta finetune` on a tiny random model: captions (and the error without them), the adapter it writes, `tta lora
+info`, `--full`, and resume after SIGKILL with the same final weights as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tta.errors import InputError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _clips(folder: Path, n: int = 4, captions: bool = True) -> Path:
+    from tta.audio.io import save_audio
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        t = np.arange(int(0.7 * 16000)) / 16000
+        wav = 0.3 * np.sin(2 * np.pi * (300 + 100 * i) * t) * rng.uniform(0.5, 1.0, t.size)
+        save_audio(folder / f"creature_growl_{i}.wav", wav.astype(np.float32), 16000)
+        if captions:
+            (folder / f"creature_growl_{i}.txt").write_text(f"a small creature growls {i}\n")
+    return folder
+
+
+def _args(data, out, model, run_dir, steps=4, extra=()):
+    return [
+        "finetune", str(data), "-o", str(out), "--model", str(model), "--steps", str(steps), "--batch-size", "2",
+        "--clip-seconds", "0.64", "--lr", "1e-2", "--rank", "4", "--run-dir", str(run_dir), "--threads", "1",
+        "--checkpoint-every", "2", "--preview-every", "0", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def test_caption_less_folder_names_the_routes(tmp_path, tta_model_dir, capsys):
+    from tta.cli import main
+    from tta.training.finetune_data import captioned_entries
+
+    data = _clips(tmp_path / "bare", 2, captions=False)
+    with pytest.raises(InputError, match="no caption for creature_growl_0.wav and 1 more.*--captions-from-names"):
+        captioned_entries(data, None, False)
+    assert main(_args(data, tmp_path / "a.safetensors", tta_model_dir, tmp_path / "run")) == 2
+    assert "--captions-from-names" in capsys.readouterr().err
+    entries = captioned_entries(data, None, True)
+    assert [e["captions"] for e in entries] == [["creature growl"], ["creature growl"]]
+
+
+def test_finetune_writes_an_adapter_that_loads_and_changes_the_output(tmp_path, tta_model_dir, capsys):
+    from tta.cli import main
+    from tta.lora import read_adapter
+    from tta.pipelines import TTAPipeline
+
+    data, out = _clips(tmp_path / "clips"), tmp_path / "growl.safetensors"
+    assert main(_args(data, out, tta_model_dir, tmp_path / "run")) == 0
+    adapter = read_adapter(out)
+    assert adapter.captions == [f"a small creature growls {i}" for i in range(4)]
+    assert adapter.training["steps"] == 4 and adapter.training["rank"] == 4 and adapter.config.r == 4
+    assert list((tmp_path / "run" / "previews").glob("step_0000004_*.wav"))  # the preview at the end
+    pipe = TTAPipeline.from_pretrained(tta_model_dir)
+    assert adapter.base_model_hash == pipe.model_hash
+    kw = dict(audio_length_in_s=0.64, num_inference_steps=2, seed=0, progress=False)
+    base = pipe("a small creature growls", **kw).audios
+    pipe.load_lora(out)
+    assert not np.array_equal(pipe("a small creature growls", **kw).audios, base)
+    capsys.readouterr()
+    assert main(["lora", "info", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "rank: 4" in printed and "a small creature growls 3" in printed and adapter.file_hash in printed
+
+
+def test_full_finetune_writes_a_model_folder(tmp_path, tta_model_dir):
+    from tta.cli import main
+    from tta.pipelines import TTAPipeline
+
+    data, out = _clips(tmp_path / "clips", 2), tmp_path / "model"
+    assert main(_args(data, out, tta_model_dir, tmp_path / "run", steps=2, extra=["--full"])) == 0
+    tuned, base = TTAPipeline.from_pretrained(out), TTAPipeline.from_pretrained(tta_model_dir)
+    moved = [n for n, p in tuned.unet.state_dict().items() if not torch.equal(p, base.unet.state_dict()[n])]
+    assert len(moved) > 10  # every kind of weight trains, not an adapter
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path, tta_model_dir):
+    from tta.cli import main
+    from tta.lora import read_adapter
+    from tta.training.checkpoint import latest_checkpoint
+
+    data = _clips(tmp_path / "clips")
+    assert main(_args(data, tmp_path / "whole.safetensors", tta_model_dir, tmp_path / "run_whole", 12)) == 0
+    killed = tmp_path / "killed.safetensors"
+    cmd = [sys.executable, "-m", "tta", *_args(data, killed, tta_model_dir, tmp_path / "run_killed", 12)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    ckpts = tmp_path / "run_killed" / "checkpoints"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if (ckpts / "latest").is_file() and int(latest_checkpoint(ckpts).name.split("_")[1]) >= 4:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stdout.read()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not killed.exists()
+    saved = int(latest_checkpoint(ckpts).name.split("_")[1])
+    assert 4 <= saved < 12
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"(step {saved})" in out.stdout
+    a, b = read_adapter(tmp_path / "whole.safetensors").state, read_adapter(killed).state
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_prior_out_extends_the_models_prior_with_the_folder(tmp_path, tta_model_dir):
+    import shutil
+
+    from tta.cli import main
+    from tta.loading import clap_fingerprint
+    from tta.models.prior import RetrievalPrior
+
+    model = tmp_path / "with_prior"
+    shutil.copytree(tta_model_dir, model)
+    dim = json.loads((model / "unet" / "config.json").read_text())["projection_class_embeddings_input_dim"]
+    torch.manual_seed(0)
+    RetrievalPrior(torch.randn(6, dim), top_k=2).save_pretrained(model / "prior", clap_fingerprint(model / "clap"))
+    data = _clips(tmp_path / "clips", 2)
+    prior_dir = tmp_path / "prior"
+    extra = ["--prior-out", str(prior_dir)]
+    assert main(_args(data, tmp_path / "a.safetensors", model, tmp_path / "run", steps=2, extra=extra)) == 0
+    bigger = RetrievalPrior.from_pretrained(prior_dir)
+    assert len(bigger.embeddings) == 6 + 4  # two 0.64 s windows of each 0.7 s clip
+    assert bigger.keys is not None and bigger.config["top_k"] == 2
