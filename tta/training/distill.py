@@ -143,12 +143,7 @@ class DistillTrainer(LdmTrainer):
             yield self.unwrapped_model
 
     def run_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        if "latents" in batch:
-            z0, audio_emb = batch["latents"], batch["audio_emb"]
-        else:
-            wav = self.random_gain(batch["audio"])
-            z0, audio_emb = self.latents(wav), self.audio_embeddings(wav)
-        cond = self.conditioner(audio_emb, batch["captions"], batch.get("ids"))
+        z0, cond = self.latents_and_conditions(batch)
         uncond = self.conditioner.null_embedding(cond.device).expand_as(cond)
         start, prev = (t.to(z0.device) for t in self.lcm.sample_timesteps(z0.shape[0]))
         noise = torch.randn_like(z0)

@@ -321,13 +321,17 @@ class LdmTrainer(AudioStageTrainer):
         """Waveforms [B, N] -> CLAP audio embeddings [B, D] (float32)."""
         return self.clap.to(wav.device).encode_audio(wav).float()
 
-    def run_step(self, batch: dict) -> dict[str, torch.Tensor]:
+    def latents_and_conditions(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch's clean latents [B, C, H, W] and its condition rows: cached, or encoded from its audio."""
         if "latents" in batch:
             z0, audio_emb = batch["latents"], batch["audio_emb"]
         else:
             wav = self.random_gain(batch["audio"])
             z0, audio_emb = self.latents(wav), self.audio_embeddings(wav)
-        cond = self.conditioner(audio_emb, batch["captions"], batch.get("ids"))
+        return z0, self.conditioner(audio_emb, batch["captions"], batch.get("ids"))
+
+    def run_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        z0, cond = self.latents_and_conditions(batch)
         noise = torch.randn_like(z0)
         t = torch.randint(0, self.objective.num_timesteps, (z0.shape[0],), device=z0.device)
         return {"loss": self.objective(self.model, z0, cond, noise, t)}
