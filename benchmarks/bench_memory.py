@@ -28,6 +28,8 @@ with torch.no_grad():
     else:
         wav = pipe.decode(z)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import numpy as np
+np.save(sys.argv[4], wav.float().numpy())
 print(json.dumps({"load_mib": base / 1024, "peak_mib": peak / 1024, "decode_s": time.perf_counter() - start}))
 """
 
@@ -37,16 +39,29 @@ def main() -> None:
     parser.add_argument("--model", default="checkpoints")
     parser.add_argument("--durations", default="10,60")
     args = parser.parse_args()
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    tmp = Path(tempfile.mkdtemp(prefix="tta-bench-memory-"))
     for duration in args.durations.split(","):
         for mode in ("full", "stream"):
+            wav = tmp / f"{duration}-{mode}.npy"
             done = subprocess.run(
-                [sys.executable, "-c", CHILD, args.model, duration, mode], capture_output=True, text=True, check=True
+                [sys.executable, "-c", CHILD, args.model, duration, mode, str(wav)],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             r = json.loads(done.stdout.strip().splitlines()[-1])
             print(
                 f"{duration:>4} s {mode:>6}: peak RSS {r['peak_mib']:7.0f} MiB (after load {r['load_mib']:6.0f}, "
                 f"decode +{r['peak_mib'] - r['load_mib']:6.0f} MiB), {r['decode_s']:.1f} s"
             )
+        full, stream = np.load(tmp / f"{duration}-full.npy"), np.load(tmp / f"{duration}-stream.npy")
+        diff = float(np.linalg.norm(stream - full) / max(np.linalg.norm(full), 1e-12))
+        print(f"{duration:>4} s: streamed vs full waveform, relative L2 difference {diff:.2e}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ conditioned the model, with a probe trained on the corpus train split: ``benchma
 of our CLAP; FAD stays in our CLAP's embedding space.
 
     .venv/bin/python benchmarks/eval_ldm.py --guidance 6 --steps 12 --judge aisfx clap --threads 2
+
+``--lora ADAPTER --lora-scale 1 0`` runs every row with a LoRA adapter (``tta finetune``) at each scale: what a
+fine-tune costs the corpus classes.
 """
 
 from __future__ import annotations
@@ -99,6 +102,8 @@ def main() -> None:
         help="who ranks the classes: our CLAP (zero-shot) and/or the aisfx probe; each row is judged by each",
     )
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--lora", default=None, metavar="ADAPTER", help="a LoRA adapter (tta finetune) to load")
+    parser.add_argument("--lora-scale", type=float, nargs="+", default=[1.0], help="its scales, one row set each")
     parser.add_argument(
         "--student",
         default=None,
@@ -138,10 +143,14 @@ def main() -> None:
     )
     print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     max_sources = prior.max_sources if prior is not None else 1
+    scales = args.lora_scale if args.lora else [None]
     settings = itertools.product(
-        args.prior, args.compose, args.mix_gain_db, args.guidance, args.steps, args.candidates
+        scales, args.prior, args.compose, args.mix_gain_db, args.guidance, args.steps, args.candidates
     )
-    for use, compose, gain_db, guidance, steps, n in settings:
+    for lora_scale, use, compose, gain_db, guidance, steps, n in settings:
+        if args.lora and [e["scale"] for e in pipe.model_settings().get("lora", [])] != [lora_scale]:
+            pipe.unload_lora()
+            pipe.load_lora(args.lora, lora_scale)
         if use == "on" and prior is None:
             print("(no prior/ in the model folder: the 'on' rows run without one)")
         pipe.prior = prior if use == "on" else None
@@ -159,12 +168,12 @@ def main() -> None:
         for name, judge in judges.items():
             out = alignment(judge, single_rows, audio, pairs, pair_audio, classes)
             row = {"prior": pipe.prior is not None, "compose": compose, "mix_gain_db": gain_db, "guidance": guidance}
-            row.update(steps=steps, candidates=n, judge=name)
+            row.update(steps=steps, candidates=n, judge=name, lora_scale=lora_scale)
             rows.append({**row, "fad": fad, "seconds_per_clip": per_clip, **out})
             pair_cell = f"{out['pair_both_top5']:.0%}"
             single_cells = "- | -" if args.pairs_only else f"{out['single_top1']:.1%} | {out['single_top5']:.1%}"
             print(
-                f"| {'on' if row['prior'] else 'off'} | {compose} | {gain_db:g} | {guidance:g} | {steps} | {n} | "
+                f"| {'on' if row['prior'] else 'off'}{'' if lora_scale is None else f' (LoRA {lora_scale:g})'} | {compose} | {gain_db:g} | {guidance:g} | {steps} | {n} | "
                 f"{name} | {single_cells} | {pair_cell} | {fad:.3f} | {per_clip:.2f} |",
                 flush=True,
             )

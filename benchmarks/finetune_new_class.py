@@ -9,7 +9,8 @@ package, see ``tta/data/sources.tsv``).
    20 are held out. No audio is committed; this rebuilds the set.
 2. ``tta finetune`` (the same trainer) on the fine-tuning clips.
 3. Generates ``--gens`` clips of the prompt with the base model and with the adapter, each with the shipped
-   retrieval prior, none, or the prior extended with the fine-tuning clips (``tta finetune --prior-out``), and
+   retrieval prior, none, or the prior extended with the fine-tuning clips (the retrieval index ``tta finetune``
+   writes beside the adapter, passed per call as ``tta generate --retrieval`` does), and
    reports: CLAP cosine of each generation to the held-out clips' centroid, FAD
    (CLAP audio embeddings, against the held-out clips; few clips: only the ranking is meaningful) and the share of
    generations whose nearest neighbour among the corpus bank (the prior's 1575 corpus audio embeddings) plus the
@@ -86,11 +87,11 @@ def main() -> None:
     p.add_argument("--gens", type=int, default=4)
     p.add_argument("--sampler-steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--mel-png", type=Path, help="also write a held-out clip's mel beside generations (PNG)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from safetensors.torch import load_file
 
-    from tta.models.prior import RetrievalPrior
     from tta.pipelines import TTAPipeline
 
     pool, held_files = build(args.work)
@@ -104,7 +105,8 @@ def main() -> None:
     t0 = time.time()
     cmd = [sys.executable, "-m", "tta", "finetune", str(train_dir), "-o", str(adapter), "--rank", str(args.rank)]
     cmd += ["--steps", str(args.steps), "--threads", str(args.threads), "--preview-every", "0", "--no-progress"]
-    cmd += ["--prior-out", str(args.work / f"prior_{args.clips}")]
+    index = args.work / f"oxygen_{args.clips}_r{args.rank}.index"
+    cmd += ["--index-out", str(index)]
     subprocess.run(cmd, check=True)
     train_s = time.time() - t0
     pipe = TTAPipeline.from_pretrained(REPO / "checkpoints")
@@ -113,19 +115,26 @@ def main() -> None:
     bank = torch.nn.functional.normalize(load_file(str(REPO / "checkpoints/prior/model.safetensors"))["embeddings"])
     kw = dict(audio_length_in_s=2.56, num_inference_steps=args.sampler_steps, seed=0, progress=False)
     rows = {"real held-out (ceiling)": scores(held, held, bank, new)}
+    panels = {}
     t1 = time.time()
-    shipped, extended = pipe.prior, RetrievalPrior.from_pretrained(args.work / f"prior_{args.clips}")
-    variants = [("base", None, shipped), ("base, no prior", None, None), ("extended prior only", None, extended),
-                ("LoRA (shipped prior)", 1.0, shipped), ("LoRA, no prior", 1.0, None),
-                ("LoRA + extended prior", 1.0, extended)]  # fmt: skip
-    for name, scale, prior in variants:
+    variants = [("base", None, True, None), ("base, no prior", None, False, None),
+                ("extended prior only", None, True, index), ("LoRA (shipped prior)", 1.0, True, None),
+                ("LoRA, no prior", 1.0, False, None), ("LoRA + extended prior", 1.0, True, index)]  # fmt: skip
+    for name, scale, use_prior, retrieval in variants:
         pipe.unload_lora()
         if scale is not None:
             pipe.load_lora(adapter, scale)
-        pipe.prior = prior
-        out = pipe([CAPTION] * args.gens, use_prior=prior is not None, **kw)
+        out = pipe([CAPTION] * args.gens, use_prior=use_prior, retrieval=retrieval, **kw)
         rows[name] = scores(embed(pipe.clap, out.audios), held, bank, new)
+        panels[name] = out.audios[0]
     gen_s = time.time() - t1
+    if args.mel_png:
+        from tta.audio.io import load_audio
+        from tta.audio.melplot import save_mel_panels
+
+        shown = ["base", "extended prior only", "LoRA + extended prior"]
+        real = ("held-out real clip", load_audio(held_files[0], 16000)[: int(2.56 * 16000)])
+        save_mel_panels(args.mel_png, [real, *((f"{n} (seed 0)", panels[n]) for n in shown)])
     for name, row in rows.items():
         print(json.dumps({"variant": name, **row}))
     print(json.dumps({"clips": args.clips, "rank": args.rank, "steps": args.steps, "gens": args.gens,

@@ -430,7 +430,7 @@ def model_hash(folder: str | os.PathLike, as_before_0_2: bool = False) -> str:
         for p in folder.rglob("*")
         if p.is_file()
         and not p.name.startswith(".")
-        and p.suffix in (".json", ".safetensors", ".txt", ".model")
+        and (p.suffix in (".json", ".safetensors", ".txt", ".model") or _is_tango_hub_weights(folder, p))
         and not _in_student(folder, p)
     )
     for path in files:
@@ -442,6 +442,12 @@ def model_hash(folder: str | os.PathLike, as_before_0_2: bool = False) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()[:16]
+
+
+def _is_tango_hub_weights(folder: Path, path: Path) -> bool:
+    """A Tango hub folder's pickled weights (``pytorch_model_main.bin``...: :mod:`tta.families.tango_hub`), the only
+    ``.bin`` files a model's hash covers (others beside safetensors in diffusers folders are ignored, as before)."""
+    return path.parent == folder and path.suffix == ".bin" and path.name.startswith("pytorch_model_")
 
 
 def _in_student(folder: Path, path: Path) -> bool:

@@ -30,3 +30,31 @@ def test_streaming_decode_matches_full_decode(tiny_pipe):
     assert streamed.shape == full.shape
     rel = float((streamed - full).norm() / full.norm())
     assert rel < 0.1, rel
+
+
+def test_pipeline_streams_long_audio_only_and_says_so(tta_model_dir, tmp_path):
+    import json
+
+    import numpy as np
+
+    from tta.cli import main
+    from tta.pipelines import TTAPipeline
+
+    pipe = TTAPipeline.from_pretrained(tta_model_dir)
+    run = dict(num_inference_steps=2, seed=1, progress=False, peak_limit=None)
+    short, long = pipe("rain", 1.0, **run), pipe("rain", 6.0, **run)
+    pipe.enable_streaming_decode(min_seconds=3.0, chunk_frames=128, overlap_frames=32)
+    s_short, s_long = pipe("rain", 1.0, **run), pipe("rain", 6.0, **run)
+    assert np.array_equal(s_short.audios, short.audios)  # under the threshold: the whole decode, bit for bit
+    assert s_long.audios.shape == long.audios.shape and not np.array_equal(s_long.audios, long.audios)
+    assert float(np.linalg.norm(s_long.audios - long.audios) / np.linalg.norm(long.audios)) < 0.1
+    assert s_long.settings["stream_decode"] == {"min_seconds": 3.0, "chunk_frames": 128, "overlap_frames": 32}
+    assert "stream_decode" not in long.settings
+    pipe.enable_streaming_decode(None)
+    assert np.array_equal(pipe("rain", 6.0, **run).audios, long.audios)
+    # the CLI flag, recorded in the sidecar and restored by --from-sidecar
+    gen = ["generate", "rain", "--model", str(tta_model_dir), "--steps", "2", "--duration", "6", "--seed", "1"]
+    assert main([*gen, "--no-progress", "--stream-decode", "3", "-o", str(tmp_path / "a.wav")]) == 0
+    assert json.loads((tmp_path / "a.json").read_text())["stream_decode"]["min_seconds"] == 3.0
+    assert main(["generate", "--from-sidecar", str(tmp_path / "a.json"), "-o", str(tmp_path / "b.wav")]) == 0
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()

@@ -65,3 +65,30 @@ def test_saving_a_cross_attention_family_is_one_line_error(pipe, tmp_path):
     with pytest.raises(InputError, match="own folder format"):
         pipe.save_pretrained(tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_demo_page_and_tta_eval_run_each_family(family, request, clap_dir, tmp_path):
+    """The demo's page handler (through its model cache) and `tta generate` -> `tta eval` on a family folder."""
+    import json
+
+    from tta.cli import main
+    from tta.demo.app import _page
+    from tta.demo.handlers import run_generate
+    from tta.demo.models import ModelCache
+
+    folder = request.getfixturevalue(family)
+    run = _page(run_generate, ModelCache(), default=str(folder), inputs=7)
+    (rate, audio), _, settings, cli = run(None, "a dog barks", "", 0.5, 2, 2.5, 4, 1)
+    assert rate == 16000 and audio.shape == (8000,) and settings["seed"] == 4 and f"--model {folder}" in cli
+    gen, ref = tmp_path / "gen", tmp_path / "ref"
+    for i, prompt in enumerate(["a dog barks", "thunder rumbles"]):
+        args = ["generate", prompt, "--model", str(folder), "--steps", "2", "--duration", "0.5", "--seed", str(i)]
+        assert main([*args, "--no-progress", "-o", str(gen / f"clip{i}.wav")]) == 0
+        args[-1] = str(i + 7)
+        assert main([*args, "--no-progress", "-o", str(ref / f"clip{i}.wav")]) == 0
+    out = tmp_path / "report"
+    args = ["eval", "--generated", str(gen), "--reference", str(ref), "-o", str(out), "--no-progress"]
+    assert main([*args, "--backend", "laion-clap", "--backend-weights", str(clap_dir)]) == 0
+    metrics = json.loads((out / "report.json").read_text())["metrics"]
+    assert np.isfinite(metrics["fad"]) and np.isfinite(metrics["clap_score"])

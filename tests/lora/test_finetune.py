@@ -124,12 +124,15 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path, tta_model
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_prior_out_extends_the_models_prior_with_the_folder(tmp_path, tta_model_dir):
+def test_index_beside_the_adapter_extends_the_models_prior(tmp_path, tta_model_dir, capsys):
     import shutil
 
     from tta.cli import main
     from tta.loading import clap_fingerprint
     from tta.models.prior import RetrievalPrior
+    from tta.pipelines import TTAPipeline
+    from tta.pipelines.conditioning import resolve_conditioning
+    from tta.retrieval import RetrievalIndex
 
     model = tmp_path / "with_prior"
     shutil.copytree(tta_model_dir, model)
@@ -137,9 +140,19 @@ def test_prior_out_extends_the_models_prior_with_the_folder(tmp_path, tta_model_
     torch.manual_seed(0)
     RetrievalPrior(torch.randn(6, dim), top_k=2).save_pretrained(model / "prior", clap_fingerprint(model / "clap"))
     data = _clips(tmp_path / "clips", 2)
-    prior_dir = tmp_path / "prior"
-    extra = ["--prior-out", str(prior_dir)]
-    assert main(_args(data, tmp_path / "a.safetensors", model, tmp_path / "run", steps=2, extra=extra)) == 0
-    bigger = RetrievalPrior.from_pretrained(prior_dir)
-    assert len(bigger.embeddings) == 6 + 4  # two 0.64 s windows of each 0.7 s clip
-    assert bigger.keys is not None and bigger.config["top_k"] == 2
+    adapter = tmp_path / "a.safetensors"
+    assert main(_args(data, adapter, model, tmp_path / "run", steps=2)) == 0
+    index = tmp_path / "a.index"  # the default: beside the adapter, because the model has a prior
+    assert f"--lora {adapter} --retrieval {index}" in capsys.readouterr().out
+    assert len(RetrievalIndex.load(index)) == 2
+    pipe = TTAPipeline.from_pretrained(model)
+    assert len(resolve_conditioning(pipe, index).prior.embeddings) == 6 + 2
+    gen = ["generate", "a clip", "--model", str(model), "--steps", "2", "--duration", "0.3", "--no-progress"]
+    assert main([*gen, "--lora", str(adapter), "--retrieval", str(index), "-o", str(tmp_path / "g.wav")]) == 0
+    assert json.loads((tmp_path / "g.json").read_text())["retrieval"] == str(index)
+    # a model without a prior gets no index by default, and asking for one is a clear error
+    assert main(_args(data, tmp_path / "b.safetensors", tta_model_dir, tmp_path / "run_b", steps=2)) == 0
+    assert not (tmp_path / "b.index").exists()
+    extra = ["--index-out", str(tmp_path / "c.index")]
+    assert main(_args(data, tmp_path / "c.safetensors", tta_model_dir, tmp_path / "run_c", steps=2, extra=extra)) == 2
+    assert "neither a prior/ nor a retrieval/" in capsys.readouterr().err

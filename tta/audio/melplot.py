@@ -70,3 +70,28 @@ def save_mel_png(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = 
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     write_atomic(path, buffer.getvalue())
+
+
+def save_mel_panels(path: str | os.PathLike, panels: list[tuple[str, np.ndarray]], sample_rate: int = 16000) -> None:
+    """Write several waveforms' spectrograms side by side (one titled panel each, one colour scale per panel) to
+    ``path`` as a PNG, atomically: e.g. a real recording beside generations before and after a fine-tune."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tta.audio.io import write_atomic
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
+    for ax, (title, audio) in zip(axes[0], panels, strict=True):
+        image = spectrogram_image(audio, sample_rate, bin_height=1)
+        seconds = len(np.asarray(audio).reshape(-1)) / sample_rate
+        ax.imshow(image, aspect="auto", extent=(0, seconds, 0, image.shape[0]))
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("time (s)", fontsize=8)
+    axes[0][0].set_ylabel("mel bin", fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    write_atomic(path, buffer.getvalue())

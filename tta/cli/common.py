@@ -215,6 +215,8 @@ def load_pipeline(args: argparse.Namespace, dtype: str = "float32"):
         pipe = TTAPipeline.from_pretrained(args.model, device=args.device, torch_dtype=getattr(torch, dtype))
     if getattr(args, "engine", "torch") != "torch":
         pipe.enable_engine(args.engine)
+    if getattr(args, "stream_decode", None) is not None:
+        pipe.enable_streaming_decode(args.stream_decode)
     if getattr(args, "clap", None) is not None:
         from tta.models.clap import load_clap
 
@@ -313,4 +315,6 @@ def command_line(settings: dict[str, Any], command: list[str]) -> str:
     options["no_peak_limit"] = limit is None
     options["no_prior"] = settings.get("prior") is False
     options["no_compose"] = settings.get("compose") is False
+    if settings.get("lora"):  # tta.lora: each loaded adapter, as --lora PATH[:SCALE]
+        options["lora"] = [e["path"] if e["scale"] == 1 else f"{e['path']}:{e['scale']:g}" for e in settings["lora"]]
     return cli_line(command, options)

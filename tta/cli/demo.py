@@ -26,6 +26,12 @@ def register(subparsers) -> None:
         metavar="INDEX",
         help="a retrieval index (`tta index build`) the page offers to retrieval-conditioned models",
     )
+    p.add_argument(
+        "--adapters",
+        default=None,
+        metavar="DIR",
+        help="a folder of LoRA adapters (`tta finetune` .safetensors) the page offers in a dropdown",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
     p.add_argument("--concurrency", type=int, default=2, help="requests run at once; the rest queue (%(default)s)")
     p.set_defaults(func=run)
@@ -40,5 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise InputError(f"--concurrency must be >= 1, got {args.concurrency}")
     print(f"tta demo on http://{args.host}:{args.port} (Ctrl+C stops it)")
-    launch(args.host, args.port, args.model, args.models_dir, args.device, args.concurrency, retrieval=args.retrieval)
+    launch(
+        args.host, args.port, args.model, args.models_dir, args.device, args.concurrency,
+        retrieval=args.retrieval, adapters_dir=args.adapters,
+    )  # fmt: skip
     return 0

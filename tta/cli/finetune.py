@@ -10,6 +10,7 @@ checkpoint in ``--run-dir`` when started again with the same arguments.
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 DEFAULT_STEPS = 300
@@ -39,7 +40,12 @@ def register(subparsers) -> None:
     p.add_argument("--run-dir", help="checkpoints, previews, logs (default: OUTPUT's name + '.run')")
     p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
     p.add_argument("--preview-every", type=int, default=100, help="steps between audio previews (0: at the end)")
-    p.add_argument("--prior-out", help="also write the model's retrieval prior extended with the folder here")
+    p.add_argument(
+        "--index-out",
+        help="where to write the folder's retrieval index, which extends the model's prior per call "
+        "(`tta generate --retrieval INDEX`; default: OUTPUT's name + '.index' when the model has a prior)",
+    )
+    p.add_argument("--no-index", action="store_true", help="write no retrieval index")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True, help="continue the run dir")
     p.add_argument("--no-progress", action="store_true", help="a log line per step instead of the bar")
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         full=args.full,
         clip_seconds=args.clip_seconds,
         preview_every=args.preview_every,
-        prior_output=args.prior_out,
+        index_output=index_output(args, output),
         run_dir=run_dir,
         max_steps=args.steps,
         batch_size=args.batch_size,
@@ -86,4 +92,26 @@ def run(args: argparse.Namespace) -> int:
         run_config={k: v for k, v in vars(args).items() if k != "func"},
     )
     trainer.fit()
+    if output.exists():
+        lora = f" --lora {shlex.quote(str(output))}" if not args.full else ""
+        model = f" --model {shlex.quote(str(output))}" if args.full else ""
+        index = f" --retrieval {shlex.quote(str(trainer.index_output))}" if trainer.index_output else ""
+        print(f"generate with: tta generate 'PROMPT'{model}{lora}{index}")
     return 0
+
+
+def index_output(args: argparse.Namespace, output: Path) -> Path | None:
+    """``--index-out``, else ``OUTPUT.index`` beside the output when the base model has a prior; None with
+    ``--no-index``."""
+    from tta.errors import InputError
+    from tta.lora.prior import index_path_for
+    from tta.paths import default_model_dir
+
+    if args.no_index:
+        if args.index_out:
+            raise InputError("--index-out and --no-index contradict each other")
+        return None
+    if args.index_out:
+        return Path(args.index_out)
+    base = Path(args.model) if args.model else default_model_dir()
+    return index_path_for(output) if (base / "prior").is_dir() else None

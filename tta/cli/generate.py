@@ -50,6 +50,20 @@ SIDECAR_VERSION = 1
 SIDECAR_DEFAULTS = {"peak_limit": None, "compose": False, "compose_mode": "guidance", "dtype": "float32"}
 
 
+def add_stream_argument(p: argparse.ArgumentParser) -> None:
+    """``--stream-decode [SECONDS]`` (:meth:`~tta.pipelines.TTAPipeline.enable_streaming_decode`)."""
+    p.add_argument(
+        "--stream-decode",
+        type=float,
+        nargs="?",
+        const=20.0,
+        default=None,
+        metavar="SECONDS",
+        help="decode audio of SECONDS or longer (default 20) in overlapping chunks, so the decoder's memory stays "
+        "flat for long audio (close to, not identical with, a whole decode)",
+    )
+
+
 def register(subparsers) -> None:
     from tta.pipelines.checks import MAX_CANDIDATES
     from tta.sampling.mixing import COMPOSE_MODES, DEFAULT_MIX_GAIN_DB
@@ -102,6 +116,7 @@ def register(subparsers) -> None:
         help="load a LoRA adapter (tta finetune) at SCALE (default 1); repeat to stack adapters",
     )
     add_model_arguments(p)
+    add_stream_argument(p)
     p.add_argument(
         "--compose-mode",
         choices=COMPOSE_MODES,
@@ -203,6 +218,8 @@ def load_sidecar(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     args.peak_limit, args.loudness, args.dtype = meta["peak_limit"], meta.get("loudness"), meta["dtype"]
     args.model = args.model if args.model is not None else meta["model"]
     args.clap = args.clap if args.clap is not None else meta.get("clap")
+    if getattr(args, "stream_decode", None) is None and meta.get("stream_decode"):
+        args.stream_decode = meta["stream_decode"]["min_seconds"]
     if not getattr(args, "lora", None):
         from tta.cli.lora import sidecar_specs
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tta.demo.handlers import DemoResult, run_edit, run_generate
-from tta.demo.models import ModelCache, list_models
+from tta.demo.models import ModelCache, list_adapters, list_models
 from tta.editing.inputs import MAX_UPLOAD_BYTES
 from tta.errors import TTAError
 from tta.pipelines.checks import RANGES
@@ -21,6 +21,7 @@ from tta.sampling.shapes import MAX_DURATION_S
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+NO_ADAPTER = "(no adapter)"
 
 
 def _gradio():
@@ -31,15 +32,22 @@ def _gradio():
     return gr
 
 
-def _page(handler: Callable[..., DemoResult], cache: ModelCache, default: str | None) -> Callable[..., tuple]:
-    """Wrap a handler for Gradio: first argument the model folder (``default`` when none is chosen); tta errors
-    become ``gr.Error`` messages in the page."""
+def _page(
+    handler: Callable[..., DemoResult], cache: ModelCache, default: str | None, inputs: int | None = None
+) -> Callable[..., tuple]:
+    """Wrap a handler for Gradio: first argument the model folder (``default`` when none is chosen), then the
+    handler's ``inputs`` values, then the LoRA adapter (``NO_ADAPTER``: none) and its scale, which may be left out
+    (they come last so that API calls written before adapters existed still fit; ``inputs=None``: the page has
+    no adapter row); tta errors become ``gr.Error`` messages in the page."""
     gr = _gradio()
 
-    @functools.wraps(handler)
     def run(model: str | None, *args: Any) -> tuple:
+        adapter, scale = (args[inputs:] + (None, None))[:2] if inputs is not None else (None, None)
+        args = args[:inputs] if inputs is not None else args
+        lora = None if adapter in (None, "", NO_ADAPTER) else adapter
         try:
-            result = handler(cache.get(model or default), *args)
+            with cache.use(model or default, lora, float(scale if scale is not None else 1.0)) as pipe:
+                result = handler(pipe, *args)
         except TTAError as err:
             raise gr.Error(str(err), print_exception=False) from None
         return (result.sample_rate, result.audio), result.image, result.settings, result.cli
@@ -53,6 +61,7 @@ def build_demo(
     concurrency_limit: int = 2,
     max_duration_s: float = MAX_DURATION_S,
     retrieval: str | None = None,
+    adapters: list[str] | None = None,
 ):
     """The ``gr.Blocks`` page (queued, at most ``concurrency_limit`` requests running at once; requests share the
     loaded pipeline and pass their own settings, so they run side by side).
@@ -63,6 +72,8 @@ def build_demo(
         max_duration_s: the longest audio the page generates (default the core's limit; a server may offer less).
         retrieval: a retrieval index folder (``tta index build``) that retrieval-conditioned models may use; the
             Generate tab then offers it (loaded once, here).
+        adapters: LoRA adapter files (``tta finetune``) offered in a dropdown, applied per request
+            (:meth:`ModelCache.use`); none: no dropdown.
     """
     gr = _gradio()
     models = list_models() if models is None else list(models)
@@ -81,13 +92,14 @@ def build_demo(
                 "`tta demo --model PATH` (a tta or diffusers AudioLDM folder)."
             )
         model, shared = _settings_row(gr, models, default)
+        lora = _adapter_row(gr, adapters or [])
         with gr.Tabs():
             actions = [_generate_tab(gr, shared, index, max_duration_s), *_edit_tabs(gr, shared)]
         outputs = _result_area(gr)
         for button, handler, inputs, name in actions:
             button.click(
-                _page(handler, cache, default),
-                [model, *inputs],
+                _page(handler, cache, default, len(inputs)),
+                [model, *inputs, *lora],
                 outputs,
                 api_name=name,
                 concurrency_limit=concurrency_limit,
@@ -113,6 +125,15 @@ def _settings_row(gr, models: list[str], default: str | None):
         seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
     model.change(lambda folder: sampling_defaults(folder or default), [model], [steps, guidance])
     return model, [negative, steps, guidance, seed]
+
+
+def _adapter_row(gr, adapters: list[str]) -> list:
+    """The LoRA adapter dropdown and its scale (hidden when there are no adapters)."""
+    with gr.Row(visible=bool(adapters)):
+        choices = [NO_ADAPTER, *adapters]
+        adapter = gr.Dropdown(choices, value=NO_ADAPTER, label="LoRA adapter (tta finetune)", elem_id="lora")
+        scale = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Adapter scale", elem_id="lora-scale")
+    return [adapter, scale]
 
 
 def _generate_tab(gr, shared: list, index, max_duration_s: float) -> tuple:
@@ -217,14 +238,18 @@ def launch(
     concurrency_limit: int = 2,
     block: bool = True,
     retrieval: str | None = None,
+    adapters_dir: str | None = None,
 ):
     """Serve the demo (localhost by default); ``model`` is listed first and loaded once, at start; ``retrieval``
-    is an index folder offered to retrieval-conditioned models."""
+    is an index folder offered to retrieval-conditioned models; ``adapters_dir`` a folder of LoRA adapters."""
     models = list_models([model] if model else [], root=models_dir)
+    adapters = list_adapters(adapters_dir)
+    if adapters_dir and not adapters:
+        raise TTAError(f"--adapters {adapters_dir}: no tta LoRA adapter (.safetensors from tta finetune) there")
     cache = ModelCache(device)
     if models:
         cache.get(models[0])  # load now: the first request does not wait, and a broken model fails at start
-    demo = build_demo(models, cache, concurrency_limit, retrieval=retrieval)
+    demo = build_demo(models, cache, concurrency_limit, retrieval=retrieval, adapters=adapters)
     demo.launch(
         server_name=host,
         server_port=port,

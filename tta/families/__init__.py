@@ -9,6 +9,7 @@ tta / AudioLDM 1 loader.
 * :mod:`tta.families.audioldm2`: diffusers ``AudioLDM2Pipeline`` folders.
 * :mod:`tta.families.musicldm`: diffusers ``MusicLDMPipeline`` folders.
 * :mod:`tta.families.tango`: Tango / Tango 2 as diffusers / transformers components (``TangoPipeline``).
+* :mod:`tta.families.tango_hub`: Tango's own hub folders (``main_config.json`` + pickled weights), no index.
 """
 
 from __future__ import annotations
@@ -37,11 +38,9 @@ def family_of(folder: str | Path) -> str | None:
 
 def load_family(folder: str | Path):
     """The :class:`~tta.loading.Components` of a family folder, or None when ``folder`` is no family's."""
-    from tta.families import tango
+    from tta.families import tango_hub
 
     name = family_of(folder)
     if name is None:
-        if tango.is_hub_layout(Path(folder)):
-            tango.refuse_hub_layout(Path(folder))
-        return None
+        return tango_hub.load_hub_folder(Path(folder)) if tango_hub.is_hub_layout(Path(folder)) else None
     return importlib.import_module(FAMILIES[name]).load_folder(Path(folder))

@@ -17,9 +17,9 @@ Folder tta accepts (safetensors, diffusers / transformers ``save_pretrained`` la
     vocoder/             transformers SpeechT5HifiGan
     scheduler/           scheduler_config.json
 
-Tango's hub folders (``main_config.json``, ``pytorch_model_main.bin``, ``vae_config.json``, ``stft_config.json``,
-pickled ``.bin`` weights in the original latent-diffusion layout) are recognised and refused with a one-line
-error: tta reads no pickles, and converting them is not implemented yet.
+Tango's own hub folders (``main_config.json``, ``pytorch_model_main.bin``, ``vae_config.json``, pickled ``.bin``
+weights, the VAE in the original latent-diffusion layout) are read by :mod:`tta.families.tango_hub` into the same
+components.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 
-from tta.errors import ModelLoadError
 from tta.families.common import (
     DIFFUSERS_WEIGHTS,
     OPTS,
@@ -53,20 +52,6 @@ COMPONENTS = {
     "vae": DIFFUSERS_WEIGHTS,
     "vocoder": TRANSFORMERS_WEIGHTS,
 }
-HUB_FILES = ("main_config.json", "pytorch_model_main.bin")
-
-
-def is_hub_layout(folder: Path) -> bool:
-    """Tango's own published folder (pickled weights, no ``model_index.json``)."""
-    return all((folder / name).is_file() for name in HUB_FILES)
-
-
-def refuse_hub_layout(folder: Path) -> None:
-    raise ModelLoadError(
-        f"{folder / 'pytorch_model_main.bin'}: Tango's hub layout (pickled .bin weights, original latent-diffusion "
-        'VAE) is not read by tta; it needs a folder with model_index.json {"_class_name": "TangoPipeline"} and '
-        "safetensors components (see the README's Tango section)"
-    )
 
 
 class TangoTextEncoder(PackedTextEncoder):

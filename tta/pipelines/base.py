@@ -65,6 +65,7 @@ class PipelineBase:
         self._clap_fingerprint: str | None = None
         self._fast = False
         self.engine_settings: dict[str, Any] = {"engine": "torch"}  # tta.engine.install sets it
+        self.stream_settings: dict[str, Any] | None = None  # enable_streaming_decode sets it
 
     # ------------------------------------------------------------------ loading / saving
 
@@ -188,6 +189,28 @@ class PipelineBase:
         install(self, engine, threads, options)
         return self
 
+    def enable_streaming_decode(
+        self, min_seconds: float | None = 20.0, chunk_frames: int = 256, overlap_frames: int = 32
+    ):
+        """Decode audio of ``min_seconds`` or longer in overlapping chunks of ``chunk_frames`` mel frames
+        (:func:`tta.engine.stream.decode_streaming`): the decoder's peak memory then follows the chunk, not the
+        duration. Shorter audio decodes whole, bit for bit as before; ``min_seconds=None`` switches it off. The
+        settings of every output record it (``stream_decode``)."""
+        from tta.errors import InputError
+
+        if min_seconds is None:
+            self.stream_settings = None
+            return self
+        if not (min_seconds >= 0 and chunk_frames >= 1 and 0 <= overlap_frames < chunk_frames):
+            raise InputError(
+                f"streaming decode needs min_seconds >= 0 and 0 <= overlap_frames < chunk_frames, got "
+                f"{min_seconds}, {overlap_frames}, {chunk_frames}"
+            )
+        self.stream_settings = {
+            "min_seconds": float(min_seconds), "chunk_frames": int(chunk_frames), "overlap_frames": int(overlap_frames)
+        }  # fmt: skip
+        return self
+
     # ------------------------------------------------------------------ identity
 
     def enable_model_cpu_offload(self, device: str | torch.device = "cuda"):
@@ -291,6 +314,7 @@ class PipelineBase:
             "tta_version": __version__,
             "torch_version": torch.__version__,
             **self._lora_settings(),
+            **({"stream_decode": dict(self.stream_settings)} if self.stream_settings else {}),
         }
 
     def layout(self, audio_length_in_s: float):
@@ -312,7 +336,18 @@ class PipelineBase:
     # ------------------------------------------------------------------ codec (tta.pipelines.codec)
 
     def decode(self, latents: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """Latents [B, C, H, W] -> waveforms [B, T * hop], float32 (VAE decoder, then the vocoder)."""
+        """Latents [B, C, H, W] -> waveforms [B, T * hop], float32 (VAE decoder, then the vocoder); in chunks when
+        :meth:`enable_streaming_decode` asks for it and the audio is long enough."""
+        stream = self.stream_settings
+        if stream is not None:
+            factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+            frames = latents.shape[2] * factor if num_frames is None else num_frames
+            if frames * self.hop_length >= stream["min_seconds"] * self.sample_rate:
+                from tta.engine.stream import decode_streaming
+
+                return decode_streaming(
+                    self.vae, self.vocoder, latents, num_frames, stream["chunk_frames"], stream["overlap_frames"]
+                )
         return codec.decode(self.vae, self.vocoder, latents, num_frames)
 
     def decode_mel(self, latents: torch.Tensor) -> torch.Tensor:

@@ -38,8 +38,10 @@ class FinetuneTrainer(Trainer):
         clip_seconds, max_windows: window length, and windows per recording.
         cond_drop_prob, text_cond_prob: conditioning shares (see the module docstring).
         preview_every, preview_steps, preview_seconds: audio previews (0: only at the end).
-        prior_output: also write the base model's retrieval prior extended with the folder's windows (their
-            audio embeddings, keyed by their captions' text embeddings) to this folder (:meth:`write_prior`).
+        index_output: also write the folder as a retrieval index here (:meth:`write_index`): passed per call
+            (``tta generate --retrieval INDEX``), it extends the base model's retrieval prior with the new
+            recordings, so prompts like their captions map to their CLAP audio embeddings; the model folder is
+            left as it is.
         **kwargs: :class:`Trainer` arguments.
     """
 
@@ -63,7 +65,7 @@ class FinetuneTrainer(Trainer):
         preview_every: int = 0,
         preview_steps: int = 10,
         preview_seconds: float = 2.56,
-        prior_output: str | os.PathLike | None = None,
+        index_output: str | os.PathLike | None = None,
         **kwargs,
     ):
         kwargs.setdefault("eval_every", preview_every)
@@ -81,7 +83,12 @@ class FinetuneTrainer(Trainer):
         self.cond_drop_prob, self.text_cond_prob = cond_drop_prob, text_cond_prob
         self.preview_steps, self.preview_seconds = preview_steps, preview_seconds
         self.entries = None
-        self.prior_output = Path(prior_output) if prior_output else None
+        self.index_output = Path(index_output) if index_output else None
+        if self.index_output is not None and not any((self.base / sub).is_dir() for sub in ("prior", "retrieval")):
+            raise InputError(
+                f"{self.base} has neither a prior/ nor a retrieval/ that a retrieval index could extend "
+                "(build a prior with `tta prior build`, or leave out the index)"
+            )
 
     # -- data --
     def load_frozen(self) -> None:
@@ -200,32 +207,27 @@ class FinetuneTrainer(Trainer):
             from tta.training.ldm_parts import export_ldm
 
             export_ldm(self.output, model, self.parts, self.noise_schedule, {})
+            if (self.base / "prior").is_dir() and not (self.output / "prior").exists():
+                import shutil
+
+                shutil.copytree(self.base / "prior", self.output / "prior")  # same CLAP: the base's prior fits
         else:
             from tta.lora import adapter_state, save_adapter
 
             state = adapter_state(model, ADAPTER_NAME)
             save_adapter(self.output, state, self.lora, model_hash(self.base), self.learnt_captions, self.settings())
         print(f"wrote {self.output}")
-        if self.prior_output is not None:
-            self.write_prior(self.prior_output)
+        if self.index_output is not None:
+            self.write_index(self.index_output)
 
     @torch.no_grad()
-    def write_prior(self, folder: Path) -> Path:
-        """The base model's ``prior/`` whose bank also holds every training window (so prompts like the captions
-        map to the new sound's audio embeddings); a folder ``pipe.prior = RetrievalPrior.from_pretrained(folder)``
-        loads."""
-        from tta.errors import ModelLoadError
-        from tta.loading import clap_fingerprint
-        from tta.models.prior import RetrievalPrior
+    def write_index(self, folder: Path) -> Path:
+        """The fine-tuning folder as a retrieval index (:func:`tta.lora.prior.write_folder_index`) built with the
+        base model's CLAP and VAE, at ``folder``."""
+        from tta.lora.prior import write_folder_index
+        from tta.pipelines import TTAPipeline
 
-        if not (self.base / "prior").is_dir():
-            raise ModelLoadError(f"{self.base} has no prior/ to extend (build one with `tta prior build`)")
-        prior = RetrievalPrior.from_pretrained(self.base / "prior")
-        audio = torch.stack([it["audio_emb"] for it in self.train_data])
-        keys = self.clap.encode_text([it["caption"] for it in self.train_data]).float()
-        bigger = prior.extended(audio, keys)
-        bigger.save_pretrained(folder, clap_fingerprint(self.base / "clap"))
-        print(
-            f"wrote the prior extended to {len(bigger.embeddings)} entries (from {len(prior.embeddings)}) to {folder}"
-        )
+        pipe = TTAPipeline.from_pretrained(self.base)
+        write_folder_index(pipe, self.entries, folder, progress=self.progress)
+        print(f"wrote the retrieval index of {len(self.entries)} recordings to {folder}")
         return folder
