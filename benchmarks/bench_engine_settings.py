@@ -30,6 +30,7 @@ SETTINGS = {  # name -> (engine, intra-op threads, inter-op threads, options)
     "torch-2t-mkldnn-off": ("torch", 2, 1, {"mkldnn": False}),
     "torch-2t-inductor": ("inductor", 2, 1, {}),
     "onnx-all-2t": ("onnx", 2, 1, {"graph_optimization_level": "all"}),
+    "onnx-fused-2t": ("onnx", 2, 1, {"graph_optimization_level": "all", "fused": True}),
     "onnx-extended-2t": ("onnx", 2, 1, {"graph_optimization_level": "extended"}),
     "onnx-basic-2t": ("onnx", 2, 1, {"graph_optimization_level": "basic"}),
     "onnx-disable-2t": ("onnx", 2, 1, {"graph_optimization_level": "disable"}),
@@ -84,6 +85,23 @@ def onnx_file(cache: Path, unet) -> Path:
     return path
 
 
+def fused_file(path: Path) -> Path:
+    """ONNX Runtime's transformer optimizer over the exported UNet (its CPU-capable fusions: attention into
+    MultiHeadAttention, LayerNorm, GELU; the CUDA-only GroupNorm / NHWC / packed-QKV fusions off)."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    out = path.with_name("unet-fused.onnx")
+    if not out.is_file():
+        options = FusionOptions("unet")
+        options.use_multi_head_attention = True
+        for name in ("enable_group_norm", "enable_skip_group_norm", "enable_nhwc_conv", "enable_bias_splitgelu"):
+            setattr(options, name, False)
+        options.enable_packed_qkv = options.enable_packed_kv = options.enable_bias_add = False
+        optimize_model(str(path), "unet", optimization_options=options, use_gpu=False).save_model_to_file(str(out))
+    return out
+
+
 def step_fn(name: str, cache: Path, unet):
     """``fn(x, labels) -> eps`` (numpy) for one setting, and its one-off set-up time (export excluded)."""
     import numpy as np
@@ -107,7 +125,10 @@ def step_fn(name: str, cache: Path, unet):
         return fn, time.perf_counter() - start
     from tta.engine.runtime import Session
 
-    session = Session(engine, onnx_file(cache, unet), threads=threads, options=options)
+    path = onnx_file(cache, unet)
+    if options.pop("fused", False):
+        path = fused_file(path)
+    session = Session(engine, path, threads=threads, options=options)
     t = np.asarray(500, dtype=np.int64)
     return (lambda x, labels: session(x=x.numpy(), t=t, labels=labels.numpy())), time.perf_counter() - start
 

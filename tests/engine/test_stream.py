@@ -58,3 +58,27 @@ def test_pipeline_streams_long_audio_only_and_says_so(tta_model_dir, tmp_path):
     assert json.loads((tmp_path / "a.json").read_text())["stream_decode"]["min_seconds"] == 3.0
     assert main(["generate", "--from-sidecar", str(tmp_path / "a.json"), "-o", str(tmp_path / "b.wav")]) == 0
     assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+
+
+def test_a_vocoder_with_a_running_phase_vocodes_the_whole_mel(tiny_pipe):
+    """tta's ISTFT vocoder carries its phase across frames: chunks vocoded apart would cancel where they are
+    crossfaded, so streaming decode runs it once on the whole mel (only the VAE streams)."""
+    from tta.models.istft_vocoder import ISTFTVocoder
+
+    assert ISTFTVocoder.streams_in_chunks is False
+    calls = []
+
+    class Whole(torch.nn.Module):
+        streams_in_chunks = False
+        config = tiny_pipe.vocoder.config
+        dtype = torch.float32
+
+        def forward(self, spec):
+            calls.append(spec.shape[1])
+            return tiny_pipe.vocoder(spec)
+
+    latents = torch.randn(1, *tiny_pipe.layout(6.0).latent_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mel = codec.decode_mel(tiny_pipe.vae, latents)
+        out = decode_streaming(tiny_pipe.vae, Whole(), latents, chunk_frames=128, overlap_frames=32)
+    assert calls == [mel.shape[2]] and out.shape[1] == mel.shape[2] * tiny_pipe.hop_length

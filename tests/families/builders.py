@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from tests.conftest import SENTENCES, build_tiny_clap_model, build_tiny_unet_vae_vocoder
+from tta.families.tango_hub import SD21_SCHEDULER
 
 T5_DIM = 24
 GPT_DIM = 16
@@ -115,17 +116,7 @@ def build_musicldm_pipeline(roberta_tokenizer):
 
 
 # Stable Diffusion 2.1's DDPM schedule, which Tango trains and samples with (its main_config's scheduler_name)
-TANGO_SCHEDULER = {
-    "_class_name": "DDPMScheduler",
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "prediction_type": "v_prediction",
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-}
+TANGO_SCHEDULER = SD21_SCHEDULER
 
 
 def build_tango_modules():

@@ -156,3 +156,27 @@ def test_index_beside_the_adapter_extends_the_models_prior(tmp_path, tta_model_d
     extra = ["--index-out", str(tmp_path / "c.index")]
     assert main(_args(data, tmp_path / "c.safetensors", tta_model_dir, tmp_path / "run_c", steps=2, extra=extra)) == 2
     assert "neither a prior/ nor a retrieval/" in capsys.readouterr().err
+
+
+def test_finetune_on_diffusers_audioldm_weights(tmp_path, audioldm_dir, capsys):
+    """AudioLDM weights as the base (a diffusers folder: CLAP's text tower only, so crops train on their captions'
+    text embeddings): the adapter loads onto that model and changes its output; --full is refused in one line."""
+    from tta.cli import main
+    from tta.loading import model_hash
+    from tta.lora import read_adapter
+    from tta.pipelines import TTAPipeline
+
+    data = _clips(tmp_path / "clips", 2)
+    adapter = tmp_path / "a.safetensors"
+    assert main(_args(data, adapter, audioldm_dir, tmp_path / "run", steps=3)) == 0
+    assert read_adapter(adapter).base_model_hash == model_hash(audioldm_dir)
+    assert read_adapter(adapter).training["text_cond_prob"] == 1.0
+    pipe = TTAPipeline.from_pretrained(audioldm_dir)
+    run = dict(audio_length_in_s=0.64, num_inference_steps=2, seed=0, progress=False)
+    base = pipe("a small creature growls", **run).audios
+    pipe.load_lora(adapter, 1.0)
+    tuned = pipe("a small creature growls", **run).audios
+    assert tuned.shape == base.shape and np.abs(tuned - base).max() > 0
+    out = tmp_path / "full"
+    assert main(_args(data, out, audioldm_dir, tmp_path / "run_full", steps=2, extra=["--full"])) == 2
+    assert "needs a CLAP with an audio tower" in capsys.readouterr().err

@@ -19,7 +19,10 @@ from tta.engine.runtime import RUNTIMES, SHIMS, Session, runtime_installed
 from tta.errors import InputError, ModelLoadError
 
 ENGINES = ("torch", "onnx", "openvino", "auto")
-AUTO_ORDER = ("onnx", "openvino")  # fastest first, measured in benchmarks/bench_pipeline.py (benchmarks/README.md)
+# auto's order, by benchmarks/README.md (bench_engine_settings.py, bench_pipeline.py on a quiet machine): the two
+# UNets tie (1.15-1.17x torch at 2 threads), ONNX Runtime is ahead end to end (1.22x vs 1.19x diffusers at 1 thread)
+# and exports faster (21 s vs 27-34 s), so it goes first.
+AUTO_ORDER = ("onnx", "openvino")
 COMPONENTS = {"unet": "unet", "vae_decoder": "vae", "vocoder": "vocoder"}  # component -> pipeline attribute
 TOLERANCE = 1e-3
 INSTALL_HINT = "pip install 'tta[engine]'"

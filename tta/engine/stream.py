@@ -58,7 +58,10 @@ def decode_streaming(
     overlap_frames: int = 32,
 ) -> torch.Tensor:
     """:func:`tta.pipelines.codec.decode` (latents [B, C, H, W] -> waveforms [B, T * hop]) in chunks of
-    ``chunk_frames`` mel frames with ``overlap_frames`` of context each side (rounded to whole latent frames)."""
+    ``chunk_frames`` mel frames with ``overlap_frames`` of context each side (rounded to whole latent frames).
+
+    The vocoder runs in chunks too unless its class says ``streams_in_chunks = False`` (a vocoder whose phase
+    runs across frames, as tta's ISTFT vocoder: it then vocodes the whole, far smaller, mel)."""
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
     mel = chunked(
         lambda z: codec.decode_mel(vae, z),
@@ -71,4 +74,6 @@ def decode_streaming(
     keep = mel.shape[2] if num_frames is None else min(int(num_frames), mel.shape[2])
     hop = codec.hop_length(vocoder)
     spec = mel[:, 0, :keep].to(vocoder.dtype).contiguous()  # [B, T, n_mels]
+    if not getattr(vocoder, "streams_in_chunks", True):
+        return vocoder(spec).float()[:, : keep * hop]
     return chunked(lambda m: vocoder(m).float(), spec, 1, chunk_frames, overlap_frames, hop)[:, : keep * hop]

@@ -146,6 +146,9 @@ class ISTFTVocoder(PreTrainedModel):
     config_class = ISTFTVocoderConfig
     main_input_name = "spectrogram"
     base_model_prefix = "istft_vocoder"
+    # Its phase is a running sum over frames (and Griffin-Lim refines the whole signal): chunks vocoded apart start
+    # from unrelated phases and cancel where they are crossfaded, so streaming decode vocodes the whole mel.
+    streams_in_chunks = False
 
     def __init__(self, config: ISTFTVocoderConfig):
         super().__init__(config)

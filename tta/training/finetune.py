@@ -25,6 +25,25 @@ ADAPTER_NAME = "finetune"
 SETTINGS = ("rank", "alpha", "conv", "full", "clip_seconds", "cond_drop_prob", "text_cond_prob")
 
 
+def text_only_parts(base: Path, full: bool):
+    """A diffusers AudioLDM folder's VAE, vocoder and CLAP text tower (``text_encoder/`` + ``tokenizer/``): a base
+    whose CLAP has no audio tower, so training conditions on the captions' text embeddings (what generation uses)."""
+    from tta.errors import ModelLoadError
+    from tta.loading import load_vae, load_vocoder
+    from tta.models.clap.hf import HFClapText
+    from tta.training.ldm_parts import FrozenParts
+
+    if not (base / "text_encoder").is_dir():
+        raise ModelLoadError(f"{base}: no clap/ (a tta folder) and no text_encoder/ (a diffusers AudioLDM folder)")
+    if full:
+        raise InputError(
+            f"--full writes a tta model folder, which needs a CLAP with an audio tower; {base} has only CLAP's text "
+            "tower (a diffusers folder): fine-tune a LoRA adapter, or `tta convert` the original .ckpt first"
+        )
+    clap = HFClapText.from_pretrained(base / "text_encoder", base / "tokenizer").eval().requires_grad_(False)
+    return FrozenParts(base, load_vae(base).requires_grad_(False), load_vocoder(base).requires_grad_(False), clap)
+
+
 class FinetuneTrainer(Trainer):
     """Fine-tuning hooks (see the module docstring).
 
@@ -103,8 +122,13 @@ class FinetuneTrainer(Trainer):
         from tta.training.ldm_parts import load_frozen_parts
 
         self.mel = MelSpectrogram()
-        self.parts = load_frozen_parts(self.base, self.mel.n_mels)
+        if (self.base / "clap").is_dir():
+            self.parts = load_frozen_parts(self.base, self.mel.n_mels)
+        else:
+            self.parts = text_only_parts(self.base, self.full)
         self.vae, self.vocoder, self.clap = self.parts.vae, self.parts.vocoder, self.parts.clap
+        if not self.clap.has_audio:  # no CLAP audio tower: every crop on its caption's text embedding
+            self.text_cond_prob = 1.0
         self.noise_schedule = json.loads((self.base / "scheduler" / "scheduler_config.json").read_text())
         prediction = self.noise_schedule.get("prediction_type", "epsilon")
         self.objective = DiffusionLoss(self.noise_schedule, prediction)

@@ -53,7 +53,8 @@ def encode_folder(entries: list[dict], vae, clap, mel, seconds: float, multiple:
         for win in windows(wav, length, max_windows):
             win = win * (0.5 / win.abs().max().clamp(min=1e-8))  # peak 0.5, as the corpus crops
             z = encode_mel(vae, mel(win[None])[:, None])[0]
-            emb = clap.encode_audio(win[None]).float()[0]
+            # a text-only CLAP (diffusers AudioLDM folder): no audio embedding; crops train on their captions'
+            emb = clap.encode_audio(win[None]).float()[0] if clap.has_audio else torch.zeros(clap.embedding_dim)
             for caption in entry["captions"]:
                 items.append({"latents": z, "audio_emb": emb, "caption": caption, "id": entry["id"]})
     return items
