@@ -83,3 +83,20 @@ def test_missing_runtime_is_a_clear_error_and_auto_falls_back(tta_model_dir, cac
     assert pipe.engine_settings == {"engine": "torch"}
     with pytest.raises(InputError, match="--engine must be one of"):
         pipe.enable_engine("tensorrt")
+
+
+@pytest.mark.skipif(not RUNTIMES, reason="no engine runtime installed")
+def test_a_component_that_does_not_export_stays_in_torch_quietly(tiny_pipe, cache, capfd):
+    """An ISTFT vocoder (torch.istft, a torch.Generator constant) does not export: it stays in torch, the settings
+    say why in one line, and the exporter's dump of the whole graph does not reach the terminal."""
+    from tta.models.vocoder import build_vocoder
+
+    vocoder = build_vocoder("istft", channels=16, hidden_channels=32, num_blocks=1, initial_phase="scrambled")
+    pipe = TTAPipeline(tiny_pipe.unet, tiny_pipe.vae, vocoder.eval(), tiny_pipe.clap, tiny_pipe.scheduler_config)
+    capfd.readouterr()
+    pipe.enable_engine(RUNTIMES[0])
+    printed = capfd.readouterr()
+    said = pipe.engine_settings["components"]["vocoder"]
+    assert said.startswith("torch (not exportable") and "\n" not in said
+    assert "graph(" not in printed.out + printed.err, (printed.out + printed.err)[:300]
+    assert pipe("a dog barks", audio_length_in_s=0.5, num_inference_steps=2, seed=1, progress=False).audios.size

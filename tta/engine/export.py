@@ -8,9 +8,11 @@ both, so a truncated, corrupt or foreign file is exported again, never used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -36,6 +38,24 @@ class _VAEDecoderGraph(torch.nn.Module):
 
     def forward(self, z):
         return self.vae.decode(z).sample
+
+
+@contextlib.contextmanager
+def _quiet_native_output():
+    """Silence file descriptors 1 and 2 for the block: the TorchScript exporter prints the whole IR graph from C++
+    when a graph fails to export (tta's ISTFT vocoder does), which the caller reports in one line instead."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in (1, 2)]
+    try:
+        with open(os.devnull, "wb") as null:
+            for fd in (1, 2):
+                os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def _file_sha256(path: Path) -> str:
@@ -93,7 +113,7 @@ def export_component(pipe, component: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), _quiet_native_output():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 graph.eval(),
