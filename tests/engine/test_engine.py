@@ -100,3 +100,23 @@ def test_a_component_that_does_not_export_stays_in_torch_quietly(tiny_pipe, cach
     assert said.startswith("torch (not exportable") and "\n" not in said
     assert "graph(" not in printed.out + printed.err, (printed.out + printed.err)[:300]
     assert pipe("a dog barks", audio_length_in_s=0.5, num_inference_steps=2, seed=1, progress=False).audios.size
+
+
+def test_cache_key_follows_what_is_merged_into_the_unet(tta_model_dir, cache, tmp_path):
+    """A LoRA adapter (and its scale) gets its own engine entry, so switching never rebuilds another's; scale 0
+    is the base model and shares its entry."""
+    from tests.lora.test_adapter import _write
+
+    pipe = TTAPipeline.from_pretrained(tta_model_dir)
+    base = engine_install.engine_dir(pipe)
+    assert base.parent.name == pipe.model_hash
+    adapter = _write(tmp_path, pipe, 4, 7, "a.safetensors")
+    pipe.load_lora(adapter, 1.0)
+    one = engine_install.engine_dir(pipe)
+    pipe.unload_lora()
+    pipe.load_lora(adapter, 0.5)
+    half = engine_install.engine_dir(pipe)
+    pipe.unload_lora()
+    pipe.load_lora(adapter, 0.0)
+    assert len({base, one, half}) == 3 and engine_install.engine_dir(pipe) == base
+    assert one.parent.name.startswith(pipe.model_hash + "-")

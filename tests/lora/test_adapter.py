@@ -127,3 +127,11 @@ def test_adapter_for_another_base_model_is_one_line_error(tmp_path, pipe):
     (tmp_path / "junk.safetensors").write_bytes(b"not a file")
     with pytest.raises(ModelLoadError, match="not a readable safetensors"):
         pipe.load_lora(tmp_path / "junk.safetensors")
+
+
+def test_stacking_is_quiet_about_peft_config(tmp_path, pipe, recwarn):
+    a, b = _write(tmp_path, pipe, 4, 3, "a.safetensors"), _write(tmp_path, pipe, 4, 4, "b.safetensors")
+    pipe.load_lora(a)
+    pipe.load_lora(b)
+    assert not [w for w in recwarn if "peft_config" in str(w.message)]
+    pipe.unload_lora()

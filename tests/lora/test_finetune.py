@@ -180,3 +180,14 @@ def test_finetune_on_diffusers_audioldm_weights(tmp_path, audioldm_dir, capsys):
     out = tmp_path / "full"
     assert main(_args(data, out, audioldm_dir, tmp_path / "run_full", steps=2, extra=["--full"])) == 2
     assert "needs a CLAP with an audio tower" in capsys.readouterr().err
+
+
+def test_resuming_past_max_steps_says_so(tmp_path, tta_model_dir, capsys):
+    from tta.cli import main
+
+    data = _clips(tmp_path / "clips", 2)
+    out, run = tmp_path / "a.safetensors", tmp_path / "run"
+    assert main(_args(data, out, tta_model_dir, run, steps=2, extra=["--no-index"])) == 0
+    capsys.readouterr()
+    assert main(_args(data, out, tta_model_dir, run, steps=1, extra=["--no-index"])) == 0
+    assert "at or past max_steps 1: nothing left to train" in capsys.readouterr().out

@@ -57,10 +57,23 @@ def uninstall(pipe) -> None:
 
 
 def engine_dir(pipe) -> Path:
-    """``cache_dir()/engines/<model_hash>/float32-v<format>`` (a weights fingerprint without a model folder)."""
+    """``cache_dir()/engines/<key>/float32-v<format>``: the key is the model hash (a weights fingerprint without a
+    model folder), plus a digest of what is merged into its UNet (a distilled student, LoRA adapters and their
+    scales), so a teacher, its student and each adapter setting keep their own entries."""
+    import hashlib
+
+    from tta.lora.apply import loaded_adapters
     from tta.paths import cache_dir
 
     key = pipe.model_hash or weights_fingerprint(*(torch_module(pipe, a) for a in COMPONENTS.values()))
+    extra = []
+    if getattr(pipe, "student_path", None):
+        from tta.loading import model_hash
+
+        extra.append(f"student:{model_hash(pipe.student_path)}")
+    extra += [f"lora:{e['hash']}:{e['scale']:g}" for e in loaded_adapters(pipe) if e["scale"] != 0]
+    if extra:
+        key += "-" + hashlib.sha256("|".join(extra).encode()).hexdigest()[:12]
     return cache_dir() / "engines" / key / f"float32-v{FORMAT_VERSION}"
 
 

@@ -9,6 +9,7 @@ original layers back.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -62,7 +63,9 @@ def load_lora(pipe, path: str | os.PathLike, scale: float = 1.0) -> str:
     name = f"{PREFIX}{len(reg)}"
     while name in reg:
         name += "_"
-    inject_adapter_in_model(adapter.config, unet, adapter_name=name)
+    with warnings.catch_warnings():  # peft warns that a config exists already: stacking adapters is the point
+        warnings.filterwarnings("ignore", message=".*Already found a `peft_config`.*")
+        inject_adapter_in_model(adapter.config, unet, adapter_name=name)
     result = set_peft_model_state_dict(unet, adapter.state, adapter_name=name)
     missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
     if missing:

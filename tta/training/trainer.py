@@ -475,4 +475,9 @@ class Trainer:
                 "order and random draws an uninterrupted run would have had"
             )
         print(f"resumed from {folder} (step {self.step})")
+        if self.step >= self.max_steps:
+            print(
+                f"warning: the checkpoint is at step {self.step}, at or past max_steps {self.max_steps}: nothing "
+                "left to train (raise max_steps / --steps to continue, or start a fresh run dir)"
+            )
         return True
