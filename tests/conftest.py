@@ -201,3 +201,28 @@ def tiny_pipe(tta_model_dir):
     from tta.pipelines import TTAPipeline
 
     return TTAPipeline.from_pretrained(tta_model_dir)
+
+
+def sigkill_after_checkpoint(proc, ckpts: Path, step: int, timeout: float = 300) -> int:
+    """Wait until the training run in ``proc`` has saved a checkpoint at ``step`` or later in ``ckpts``, kill it
+    with SIGKILL (no handler runs), and return the step of its latest checkpoint."""
+    import os
+    import signal
+    import time
+
+    from tta.training.checkpoint import latest_checkpoint
+
+    def latest() -> int:
+        return int(latest_checkpoint(ckpts).name.split("_")[1]) if (ckpts / "latest").is_file() else -1
+
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None and latest() < step:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stdout.read()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return latest()

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.conftest import sigkill_after_checkpoint
 from tta.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,7 +92,6 @@ def test_full_finetune_writes_a_model_folder(tmp_path, tta_model_dir):
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path, tta_model_dir):
     from tta.cli import main
     from tta.lora import read_adapter
-    from tta.training.checkpoint import latest_checkpoint
 
     data = _clips(tmp_path / "clips")
     assert main(_args(data, tmp_path / "whole.safetensors", tta_model_dir, tmp_path / "run_whole", 12)) == 0
@@ -102,20 +100,8 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path, tta_model
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     ckpts = tmp_path / "run_killed" / "checkpoints"
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None:
-            if (ckpts / "latest").is_file() and int(latest_checkpoint(ckpts).name.split("_")[1]) >= 4:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, proc.stdout.read()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    saved = sigkill_after_checkpoint(proc, ckpts, 4, timeout=300)
     assert not killed.exists()
-    saved = int(latest_checkpoint(ckpts).name.split("_")[1])
     assert 4 <= saved < 12
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
+from tests.conftest import sigkill_after_checkpoint
 from tests.training.audio_corpus import sound
 from tta.builders import build_trainer
 from tta.errors import InputError, ModelLoadError
@@ -227,20 +226,7 @@ def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tmp_path, corpus):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     ckpts = tmp_path / "run" / "checkpoints"
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            done = latest_checkpoint(ckpts) if (ckpts / "latest").is_file() else None
-            if done is not None and int(done.name.split("_")[1]) >= 6:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, proc.stdout.read()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    saved = int(latest_checkpoint(ckpts).name.split("_")[1])
+    saved = sigkill_after_checkpoint(proc, ckpts, 6, timeout=120)
     assert saved >= 6
     cfg["max_steps"] = saved + 2
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))

@@ -62,7 +62,9 @@ def decode_streaming(
 
     The vocoder runs in chunks too unless its class says ``streams_in_chunks = False`` (a vocoder whose phase
     runs across frames, as tta's ISTFT vocoder: it then vocodes the whole, far smaller, mel)."""
-    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    from tta.models.vae import vae_downsample_factor
+
+    factor = vae_downsample_factor(vae)
     mel = chunked(
         lambda z: codec.decode_mel(vae, z),
         latents,

@@ -340,8 +340,9 @@ class PipelineBase:
         :meth:`enable_streaming_decode` asks for it and the audio is long enough."""
         stream = self.stream_settings
         if stream is not None:
-            factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
-            frames = latents.shape[2] * factor if num_frames is None else num_frames
+            from tta.models.vae import vae_downsample_factor
+
+            frames = latents.shape[2] * vae_downsample_factor(self.vae) if num_frames is None else num_frames
             if frames * self.hop_length >= stream["min_seconds"] * self.sample_rate:
                 from tta.engine.stream import decode_streaming
 
