@@ -237,3 +237,31 @@ def test_exported_student_merges_and_samples_through_the_core(tmp_path, corpus, 
     pipe.unet.save_pretrained(str(other / "unet"))
     with pytest.raises(ModelLoadError, match="another UNet"):
         load_student(pipe.unet, model / "lcm", other / "unet")
+
+
+def test_init_from_continues_an_exported_student(tmp_path, corpus, teacher):
+    """A run started from an exported student folder begins at its adapter (online and EMA weights), so a
+    student trains on past a session that lost its run folder; a student of another UNet is refused."""
+    from safetensors.torch import load_file
+
+    from tta.errors import InputError
+
+    first = distill_trainer(tmp_path / "first", corpus, teacher, max_steps=2)
+    first.fit()
+    exported = load_file(str(tmp_path / "first" / "export" / "adapter_model.safetensors"))
+    assert any(float(v.abs().max()) > 0 for k, v in exported.items() if "lora_B" in k)
+    warm = distill_trainer(tmp_path / "warm", corpus, teacher, init_from=tmp_path / "first" / "export")
+    warm.setup()
+    state = warm.model_state_dict(warm.unwrapped_model)
+    assert state.keys() == exported.keys()
+    for name, value in exported.items():
+        torch.testing.assert_close(state[name], value, rtol=0, atol=0, msg=name)
+    trained = [p for p in warm.ema_module().parameters() if p.requires_grad]
+    for shadow, p in zip(warm.ema.shadow_params, trained):
+        torch.testing.assert_close(shadow, p.detach(), rtol=0, atol=0)
+
+    info_file = tmp_path / "first" / "export" / "student.json"
+    info = json.loads(info_file.read_text())
+    info_file.write_text(json.dumps({**info, "teacher_unet_hash": "0" * 16}))
+    with pytest.raises(InputError, match="another UNet"):
+        distill_trainer(tmp_path / "bad", corpus, teacher, init_from=tmp_path / "first" / "export").setup()

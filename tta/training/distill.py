@@ -113,7 +113,30 @@ class DistillTrainer(LdmTrainer):
             raise InputError(f"the UNet in {folder} does not take this CLAP's {self.clap.embedding_dim}-d embeddings")
         lora = {"r": 32, "lora_alpha": 32, "target_modules": list(LORA_TARGETS), **self.lora}
         lora["target_modules"] = list(lora["target_modules"])
-        return get_peft_model(unet.requires_grad_(False), LoraConfig(**lora))
+        model = get_peft_model(unet.requires_grad_(False), LoraConfig(**lora))
+        self.warm_start_student(model, folder)
+        return model
+
+    def warm_start_student(self, model, teacher_unet: Path) -> None:
+        """Copy the adapter of the student folder ``init_from`` (e.g. ``checkpoints/lcm``) into ``model``, to train
+        an exported student on (the EMA starts from the same weights); the student must be of this teacher."""
+        if self.init_from is None:
+            return
+        from safetensors.torch import load_file
+
+        from tta.distill import read_student
+        from tta.loading import model_hash
+
+        folder = Path(self.init_from)
+        info = read_student(folder)
+        if info.get("teacher_unet_hash") != model_hash(teacher_unet):
+            raise InputError(f"init_from {folder} is a student of another UNet than {teacher_unet}")
+        try:
+            state = load_file(str(folder / "adapter_model.safetensors"))
+        except OSError as err:
+            raise InputError(f"init_from {folder}: cannot read adapter_model.safetensors ({err})") from None
+        self.load_model_state_dict(model, state)
+        print(f"initialised the {self.name} from {folder}")
 
     def build_optimizer(self, model) -> torch.optim.Optimizer:
         params = [p for p in model.parameters() if p.requires_grad]
