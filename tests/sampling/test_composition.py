@@ -124,10 +124,15 @@ def test_composed_guidance_is_the_mean_of_the_directions():
         eu = one(i, uncond[i])
         expected = eu + g * torch.stack([one(i, c) - eu for c in conds]).mean(0)
         torch.testing.assert_close(eps[i], expected)
-    with pytest.raises(ValueError, match="guidance"):
-        guided_denoiser(unet, sources, uncond, 1.0)
-    with pytest.raises(ValueError, match="one non-empty"):
+    # no guidance row (scale 1, or a student's folded guidance): the mean of the sounds' rows, the formula at g = 1
+    for unguided in (guided_denoiser(unet, sources, uncond, 1.0), guided_denoiser(unet, sources, None, g)):
+        eps = unguided(x, torch.tensor(10))
+        for i, conds in enumerate(sources):
+            torch.testing.assert_close(eps[i], torch.stack([one(i, c) for c in conds]).mean(0))
+    with pytest.raises(ValueError, match="one \\[J, D\\] tensor per latent"):
         guided_denoiser(unet, sources[:1], uncond, g)
+    with pytest.raises(ValueError, match="non-empty"):
+        guided_denoiser(unet, [sources[0], torch.zeros(0, d)], None, g)
 
 
 def test_one_source_per_latent_is_bit_identical_to_plain_guidance(tiny_pipe):
@@ -184,6 +189,25 @@ def test_compose_switches(composing_pipe, tiny_pipe):
     with pytest.raises(InputError, match="True, False or None"):
         pipe("rain", compose="yes", **KW)
     assert tiny_pipe("a dog barking in the rain", seed=0, **KW).sources == [["a dog barking in the rain"]]
+
+
+def test_folded_guidance_composes_without_a_guidance_row(composing_pipe):
+    """A student (its rows guided already) composes with ``compose_mode="guidance"`` at scale 1: each step
+    averages the sounds' rows, which is composed guidance at the folded scale."""
+    import copy
+
+    from tta.distill.pipeline import StudentPipeline
+
+    assert StudentPipeline.folded_guidance and not TTAPipeline.folded_guidance
+    pipe = copy.copy(composing_pipe)
+    pipe.folded_guidance = True
+    kw = {**KW, "guidance_scale": 1.0, "compose_mode": "guidance"}
+    out = pipe("a dog barking in the rain", seed=1, **kw)
+    assert out.sources == [["a dog barking", "the rain"]]
+    whole = pipe("a dog barking in the rain", seed=1, compose=False, **kw)
+    assert not np.allclose(out.audios[0], whole.audios[0], atol=1e-4)
+    explicit = pipe("a dog barking in the rain", seed=1, compose=True, **kw)
+    np.testing.assert_array_equal(explicit.audios, out.audios)
 
 
 def test_edit_composes_too(composing_pipe):

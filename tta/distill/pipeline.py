@@ -23,6 +23,7 @@ class StudentPipeline(TTAPipeline):
     """See the module docstring; build it with :meth:`from_pretrained`."""
 
     default_sampler = "lcm"
+    folded_guidance = True  # composed guidance averages the sounds' (guided) rows
     student_path: str | None = None
 
     @classmethod

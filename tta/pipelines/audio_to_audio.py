@@ -88,7 +88,7 @@ class AudioToAudioMixin:
         total = checks.check_count(num_waveforms, "num_waveforms")
         strength = checks.check_unit(strength, "strength")
         feather_s = checks.check_feather(feather_s)
-        req.compose = check_compose(req.conditioning, compose, req.guidance_scale, "guidance")
+        req.compose = check_compose(req.conditioning, compose, req.guidance_scale, "guidance", self.folded_guidance)
         wav = normalize_waveform(load_edit_audio(audio, sample_rate, self.sample_rate))
         region = region.check(wav.size / self.sample_rate, self.sample_rate) if region is not None else None
         device = self.device

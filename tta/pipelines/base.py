@@ -21,6 +21,10 @@ from tta.pipelines.checks import DEFAULT_GUIDANCE, DEFAULT_STEPS
 class PipelineBase:
     """The components of an AudioLDM-style model.
 
+    ``folded_guidance``: True for a UNet whose one row per step already holds classifier-free guidance (a
+    distilled student, :class:`tta.distill.pipeline.StudentPipeline`); composed guidance then averages the
+    sounds' rows instead of guiding them around an unconditional row.
+
     Args:
         unet: diffusers ``UNet2DConditionModel`` conditioned on CLAP embeddings through ``class_labels`` (or a
             :class:`~tta.models.retrieval.RetrievalUNet`).
@@ -37,6 +41,8 @@ class PipelineBase:
             prompt's text embedding towards the audio embeddings the UNet trained on (``use_prior=False`` in a
             call, or ``pipe.prior = None``, conditions on the raw text embeddings).
     """
+
+    folded_guidance: bool = False
 
     def __init__(
         self,

@@ -103,13 +103,17 @@ def _load_index(retrieval: Any):
     return RetrievalIndex.load(retrieval), str(retrieval)
 
 
-def check_compose(conditioning: Conditioning, compose: Any, guidance_scale: float, mode: str) -> bool:
-    """Whether prompts are split into sounds: see ``compose`` and ``compose_mode`` in :meth:`TTAPipeline.__call__`."""
+def check_compose(
+    conditioning: Conditioning, compose: Any, guidance_scale: float, mode: str, folded_guidance: bool = False
+) -> bool:
+    """Whether prompts are split into sounds: see ``compose`` and ``compose_mode`` in :meth:`TTAPipeline.__call__`.
+    ``folded_guidance``: the UNet's rows are guided already (a student), so composed guidance needs no scale."""
     if mode not in COMPOSE_MODES:
         raise InputError(f"compose_mode must be one of {', '.join(COMPOSE_MODES)}, got {mode!r}")
     able = conditioning.can_compose
+    guided = guidance_scale > 1.0 or folded_guidance
     if compose is None:
-        return able and (mode == "mix" or guidance_scale > 1.0)
+        return able and (mode == "mix" or guided)
     if not isinstance(compose, bool):
         raise InputError(f"compose must be True, False or None, got {compose!r}")
     if compose and not able:
@@ -119,7 +123,7 @@ def check_compose(conditioning: Conditioning, compose: Any, guidance_scale: floa
             f"compose=True needs the model's retrieval prior with max_sources >= 2; this pipeline {why} "
             "(`tta prior build --max-sources 2`)"
         )
-    if compose and mode == "guidance" and guidance_scale <= 1.0:
+    if compose and mode == "guidance" and not guided:
         raise InputError(f"composed guidance needs guidance (guidance_scale > 1), got {guidance_scale}")
     return compose
 

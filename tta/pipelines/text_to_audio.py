@@ -50,12 +50,14 @@ class TextToAudioMixin:
         compose: render a prompt that names several sounds ("a dog barking in the rain") as each of them
             (:mod:`tta.sampling.composition`); the model's retrieval prior decides which parts are sounds.
             None: on when the prior allows it (``max_sources`` >= 2 in ``prior/config.json``; with
-            ``compose_mode="guidance"``, also guidance on); True: required (an error if impossible); False:
+            ``compose_mode="guidance"``, also guidance on, or folded into a student); True: required (an error
+            if impossible); False:
             every prompt is one condition.
         compose_mode: how a prompt split into sounds is rendered. "mix" (default): each sound sampled on its
             own latent and the waveforms summed (:mod:`tta.sampling.mixing`; a two-sound prompt costs two
             generations, batched); "guidance": one latent guided towards every sound at once
-            (``eps_u + g * mean_j (eps_j - eps_u)``, :mod:`tta.sampling.guidance`).
+            (``eps_u + g * mean_j (eps_j - eps_u)``, :mod:`tta.sampling.guidance`; a student, whose rows hold
+            the guidance, averages its sounds' rows).
         mix_gain_db: with ``compose_mode="mix"``, the level of each later sound against the first named
             (RMS, dB; the first is the foreground).
         retrieval: a :class:`~tta.retrieval.RetrievalIndex` (or its folder) to draw on for this call: a
@@ -109,7 +111,7 @@ class TextToAudioMixin:
         per_prompt = checks.check_count(num_waveforms_per_prompt, "num_waveforms_per_prompt")
         n_cand = checks.check_count(num_candidates, "num_candidates", checks.MAX_CANDIDATES)
         reranker = reranking_clap(self.reranker, self.clap) if n_cand > 1 else None
-        req.compose = check_compose(req.conditioning, compose, req.guidance_scale, compose_mode)
+        req.compose = check_compose(req.conditioning, compose, req.guidance_scale, compose_mode, self.folded_guidance)
         mix_gain_db = checks.check_gain_db(mix_gain_db)
 
         # 2. Latent shape for the requested duration (padded for the UNet; audio trimmed in step 7)

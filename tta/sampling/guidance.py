@@ -37,9 +37,7 @@ def guided_denoiser(
     """
     do_guidance = guidance_scale > 1.0 and uncond is not None
     if isinstance(cond, (list, tuple)):
-        if not do_guidance:
-            raise ValueError("several conditions per latent need classifier-free guidance (scale > 1, uncond)")
-        return _composed_denoiser(unet, list(cond), uncond, guidance_scale)
+        return _composed_denoiser(unet, list(cond), uncond if do_guidance else None, guidance_scale)
     labels = torch.cat([uncond, cond]) if do_guidance else cond
 
     dtype = next(unet.parameters()).dtype
@@ -58,23 +56,29 @@ def guided_denoiser(
 
 
 def _composed_denoiser(
-    unet: torch.nn.Module, sources: list[torch.Tensor], uncond: torch.Tensor, guidance_scale: float
+    unet: torch.nn.Module, sources: list[torch.Tensor], uncond: torch.Tensor | None, guidance_scale: float
 ) -> Denoiser:
-    """``eps_u + g * mean_j (eps_j - eps_u)`` per latent; ``sources[b]`` [J_b, D] are latent b's conditions."""
-    if len(sources) != uncond.shape[0] or any(s.ndim != 2 or s.shape[0] < 1 for s in sources):
-        raise ValueError(f"expected one non-empty [J, D] tensor per latent ({uncond.shape[0]}), got {len(sources)}")
+    """``eps_u + g * mean_j (eps_j - eps_u)`` per latent; ``sources[b]`` [J_b, D] are latent b's conditions.
+
+    Without ``uncond`` it is ``mean_j eps_j``: the same formula at ``g = 1``, and for a student whose rows hold
+    folded guidance, ``mean_j (eps_u + g (eps_j - eps_u))``, i.e. composed guidance at the folded scale."""
+    if not sources or any(s.ndim != 2 or s.shape[0] < 1 for s in sources):
+        raise ValueError("expected one non-empty [J, D] tensor per latent")
+    if uncond is not None and len(sources) != uncond.shape[0]:
+        raise ValueError(f"expected one [J, D] tensor per latent ({uncond.shape[0]}), got {len(sources)}")
     dtype = next(unet.parameters()).dtype
-    labels = torch.cat([uncond, *sources]).to(dtype)
-    counts = torch.tensor([s.shape[0] for s in sources], device=uncond.device)  # the latents' device too
-    owner = torch.repeat_interleave(torch.arange(len(sources), device=uncond.device), counts)  # cond row -> latent
-    batch = len(sources)
+    device = sources[0].device  # the latents' device too
+    labels = torch.cat(([uncond] if uncond is not None else []) + sources).to(dtype)
+    counts = torch.tensor([s.shape[0] for s in sources], device=device)
+    owner = torch.repeat_interleave(torch.arange(len(sources), device=device), counts)  # cond row -> latent
+    batch = len(sources) if uncond is not None else 0
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        x_in = torch.cat([x, x[owner]])
+        x_in = torch.cat([x, x[owner]]) if uncond is not None else x[owner]
         eps = unet(x_in.to(dtype), t, encoder_hidden_states=None, class_labels=labels).sample.to(x.dtype)
-        eps_uncond, eps_cond = eps[:batch], eps[batch:]
+        eps_uncond, eps_cond = (eps[:batch], eps[batch:]) if uncond is not None else (torch.zeros_like(x), eps)
         delta = torch.zeros_like(eps_uncond).index_add_(0, owner, eps_cond - eps_uncond[owner])
         delta = delta / counts.to(eps.dtype).view(-1, *([1] * (eps.ndim - 1)))
-        return eps_uncond + guidance_scale * delta
+        return eps_uncond + (guidance_scale if uncond is not None else 1.0) * delta
 
     return denoise
