@@ -116,13 +116,20 @@ def main() -> None:
     parser.add_argument("--compose-modes", nargs="+", default=["mix", "guidance"], choices=["mix", "guidance"])
     parser.add_argument("--student", default=None, metavar="DIR", help="also time this distilled student")
     parser.add_argument("--student-steps", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--student-vocoder-refine",
+        default="student",
+        choices=["student", "on", "off"],
+        help="the student's vocoder refinement to the mel: as its student.json says, on, or off",
+    )
     args = parser.parse_args()
     pipe = load(args.random_unet)
     student = None
     if args.student:
         from tta.distill.pipeline import StudentPipeline
 
-        student = StudentPipeline.from_pretrained(pipe.name_or_path, student=args.student)
+        refine = {"student": None, "on": True, "off": False}[args.student_vocoder_refine]
+        student = StudentPipeline.from_pretrained(pipe.name_or_path, student=args.student, vocoder_refine=refine)
     args.steps = pipe.default_steps if args.steps is None else args.steps
     args.guidance = pipe.default_guidance if args.guidance is None else args.guidance
     params = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
@@ -131,13 +138,16 @@ def main() -> None:
     totals = timed(pipe)
     runs = [(pipe, totals, args.steps, args.guidance, args.compose_modes)]
     if student is not None:
-        # the student has no guidance row: composed guidance is not available to it (mixed sounds are)
-        runs += [(student, timed(student), n, 1.0, ["mix"]) for n in args.student_steps]
+        # the student has no guidance row: composed guidance averages its sounds' (guided) rows
+        runs += [(student, timed(student), n, 1.0, args.compose_modes) for n in args.student_steps]
     for threads in args.threads:
         torch.set_num_threads(threads)
         for model, stage_totals, steps, guidance, modes in runs:
             if model is student:
-                print(f"student {args.student}: {steps} step(s), sampler lcm, no guidance row")
+                refine = "on" if student.vocoder_refine else "off"
+                print(
+                    f"student {args.student}: {steps} step(s), sampler lcm, no guidance row, vocoder refine {refine}"
+                )
             kw = dict(audio_length_in_s=args.duration, num_inference_steps=steps, guidance_scale=guidance)
             model("warm up", progress=False, seed=0, **kw)
             for prompt in args.prompts:

@@ -36,6 +36,7 @@ import torch
 
 from tta.data.captions import CLASSES
 from tta.data.prompts import PARAPHRASES, TUNING_TWO_SOURCE_PROMPTS, TWO_SOURCE_PROMPTS
+from tta.distill import set_vocoder_refine
 from tta.evaluation.clap_zero_shot import embed_clips, load_split
 from tta.evaluation.frechet import frechet_distance
 from tta.evaluation.generation import (
@@ -111,15 +112,23 @@ def main() -> None:
         help="a distilled student (`tta train distill`, e.g. checkpoints/lcm) merged into --model's UNet; "
         "sampler lcm (give --guidance 1: the teacher's guidance is folded in)",
     )
+    parser.add_argument(
+        "--vocoder-refine",
+        default="model",
+        choices=["model", "off"],
+        help="the ISTFT vocoder's refinement to its mel: as the model (or student.json) says, or off",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.student:
         from tta.distill.pipeline import StudentPipeline
 
-        pipe = StudentPipeline.from_pretrained(args.model, student=args.student)
+        refine = None if args.vocoder_refine == "model" else False
+        pipe = StudentPipeline.from_pretrained(args.model, student=args.student, vocoder_refine=refine)
     else:
         pipe = TTAPipeline.from_pretrained(args.model)
+        set_vocoder_refine(pipe.vocoder, args.vocoder_refine == "model")
     prior = pipe.prior
     clap = load_clap()
     classes = list(CLASSES)

@@ -201,3 +201,20 @@ def test_refinement_runs_outside_training_only_and_moves_the_output_to_its_mel(t
         torch.testing.assert_close(loaded(mel), b)
     with pytest.raises(ValueError, match="refine_fit_iterations"):
         ISTFTVocoderConfig(refine_fit_iterations=-1)
+
+
+def test_set_vocoder_refine_switches_the_refinement_off():
+    from tta.distill import set_vocoder_refine
+
+    torch.manual_seed(0)
+    mel = torch.randn(1, 40, 64) - 4
+    kw = dict(magnitude_prior="mel_pinv", phase_mode="locked", **TINY)
+    plain = build_vocoder("istft", **kw).eval()
+    refined = build_vocoder("istft", refine_fit_iterations=30, refine_griffin_lim_iterations=8, **kw).eval()
+    refined.load_state_dict(plain.state_dict())
+    assert set_vocoder_refine(refined, True)  # left as the config has it
+    assert not set_vocoder_refine(refined, False)
+    with torch.no_grad():
+        torch.testing.assert_close(refined(mel), plain(mel), rtol=0, atol=0)
+    assert not set_vocoder_refine(plain, True)
+    assert not set_vocoder_refine(torch.nn.Identity(), True)  # a vocoder without the refinement (HiFi-GAN)

@@ -194,6 +194,9 @@ def test_exported_student_merges_and_samples_through_the_core(tmp_path, corpus, 
     want = load_file(str(tmp_path / "run" / "export" / "adapter_model.safetensors"))
     got = load_file(str(again / "adapter_model.safetensors"))
     assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    assert "vocoder_refine" not in json.loads((again / "student.json").read_text())  # as the model says
+    plain = export_checkpoint(tmp_path / "run" / "checkpoints" / "latest", tmp_path / "plain", vocoder_refine=False)
+    assert json.loads((plain / "student.json").read_text())["vocoder_refine"] is False
     model = tmp_path / "model"
     shutil.copytree(teacher, model)
     before = model_hash(model)
@@ -216,6 +219,7 @@ def test_exported_student_merges_and_samples_through_the_core(tmp_path, corpus, 
 
     out = pipe("typing", audio_length_in_s=0.5, seed=0, progress=False)
     assert out.settings["sampler"] == "lcm" and out.settings["steps"] == 2 and out.settings["guidance"] == 1.0
+    assert out.settings["vocoder_refine"] is False  # this teacher's HiFi-GAN has no refinement to run
     assert out.settings["student_hash"] and out.settings["model_hash"] == before
     again = pipe(["birds chirping", "typing"], audio_length_in_s=0.5, seed=[3, 0], progress=False)
     torch.testing.assert_close(torch.as_tensor(again.audios[1]), torch.as_tensor(out.audios[0]), atol=1e-4, rtol=0)
@@ -229,6 +233,12 @@ def test_exported_student_merges_and_samples_through_the_core(tmp_path, corpus, 
                  "--duration", "0.5", "--no-progress"]) == 0  # fmt: skip
     meta = json.loads(next(cli_out.glob("*.json")).read_text())
     assert meta["sampler"] == "lcm" and meta["steps"] == 2 and meta["guidance"] == 1.0 and meta["student_hash"]
+
+    info_file = model / "lcm" / "student.json"
+    info_file.write_text(json.dumps({**info, "vocoder_refine": "yes"}))
+    with pytest.raises(ModelLoadError, match="vocoder_refine must be true or false"):
+        StudentPipeline.from_pretrained(model)
+    info_file.write_text(json.dumps(info))
 
     other = tmp_path / "other"
     shutil.copytree(teacher, other)
@@ -265,3 +275,21 @@ def test_init_from_continues_an_exported_student(tmp_path, corpus, teacher):
     info_file.write_text(json.dumps({**info, "teacher_unet_hash": "0" * 16}))
     with pytest.raises(InputError, match="another UNet"):
         distill_trainer(tmp_path / "bad", corpus, teacher, init_from=tmp_path / "first" / "export").setup()
+
+
+def test_the_shipped_student_decodes_as_its_student_json_says():
+    """checkpoints/lcm's ``vocoder_refine`` reaches the shipped ISTFT vocoder; a call's override wins."""
+    from tta.distill import read_student
+    from tta.distill.pipeline import StudentPipeline
+    from tta.paths import default_model_dir
+
+    info = read_student(default_model_dir() / "lcm")
+    pipe = StudentPipeline.from_pretrained()
+    assert pipe.vocoder_refine is info.get("vocoder_refine", True)
+    off = StudentPipeline.from_pretrained(vocoder_refine=False)
+    config = off.vocoder.config
+    assert (config.refine_fit_iterations, config.refine_griffin_lim_iterations) == (0, 0)
+    out = off("a cow mooing", audio_length_in_s=0.5, seed=0, progress=False)
+    assert out.settings["vocoder_refine"] is False and out.settings["student_hash"]
+    on = StudentPipeline.from_pretrained(vocoder_refine=True)
+    assert on.vocoder_refine and on.vocoder.config.refine_fit_iterations > 0

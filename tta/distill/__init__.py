@@ -2,7 +2,8 @@
 
 A student folder is a ``peft`` LoRA adapter over its teacher's UNet (``adapter_config.json``,
 ``adapter_model.safetensors``) plus ``student.json``: the sampler it was distilled for (``"lcm"``), its default
-steps, the teacher's guidance scale folded into it, and the hash of the teacher UNet it fits. Loading merges the
+steps, the teacher's guidance scale folded into it, the hash of the teacher UNet it fits, and whether its audio
+goes through the vocoder's refinement to the mel (``vocoder_refine``; absent: as the model says). Loading merges the
 adapter into the teacher's weights (``merge_and_unload``): the merged UNet is a plain ``UNet2DConditionModel``
 of the teacher's size and speed per step, and samples with one row per latent (no guidance row).
 """
@@ -19,8 +20,17 @@ STUDENT_FILE = "student.json"
 STUDENT_DIR = "lcm"  # the shipped student's sub-folder of the model folder
 
 
-def save_student(model, folder: str | os.PathLike, teacher: str | os.PathLike, guidance: float, steps: int, lcm):
-    """Write the adapter of ``model`` (a ``peft`` model over the teacher's UNet) and ``student.json``."""
+def save_student(
+    model,
+    folder: str | os.PathLike,
+    teacher: str | os.PathLike,
+    guidance: float,
+    steps: int,
+    lcm,
+    vocoder_refine: bool | None = None,
+):
+    """Write the adapter of ``model`` (a ``peft`` model over the teacher's UNet) and ``student.json``
+    (``vocoder_refine``: see :func:`set_vocoder_refine`; None: as the model says)."""
     from tta.loading import model_hash
 
     folder = Path(folder)
@@ -34,6 +44,8 @@ def save_student(model, folder: str | os.PathLike, teacher: str | os.PathLike, g
         "original_inference_steps": int(len(lcm.grid)),
         "teacher_unet_hash": model_hash(Path(teacher) / "unet"),
     }
+    if vocoder_refine is not None:
+        info["vocoder_refine"] = bool(vocoder_refine)
     (folder / STUDENT_FILE).write_text(json.dumps(info, indent=2) + "\n")
 
 
@@ -46,7 +58,21 @@ def read_student(folder: str | os.PathLike) -> dict:
         raise ModelLoadError(f"not a distilled student: cannot read {path} ({err})") from None
     if info.get("sampler") != "lcm" or not isinstance(info.get("num_inference_steps"), int):
         raise ModelLoadError(f"{path} does not describe an LCM student (sampler, num_inference_steps)")
+    if not isinstance(info.get("vocoder_refine", True), bool):
+        raise ModelLoadError(f"{path}: vocoder_refine must be true or false")
     return info
+
+
+def set_vocoder_refine(vocoder, refine: bool) -> bool:
+    """Switch the ISTFT vocoder's refinement to the mel (its ``refine_*`` iterations, fixed maths run after the
+    network) off, or leave it as the model's config has it; returns whether it runs. The refinement improves
+    the vocoder on real mels but not generation (model card), and is a third of the vocoder's time."""
+    config = getattr(vocoder, "config", None)
+    if not hasattr(config, "refine_fit_iterations"):
+        return False
+    if not refine:
+        config.refine_fit_iterations = config.refine_griffin_lim_iterations = 0
+    return bool(config.refine_fit_iterations or config.refine_griffin_lim_iterations)
 
 
 def load_student(unet, folder: str | os.PathLike, teacher_unet_dir: str | os.PathLike | None = None):

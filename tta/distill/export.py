@@ -27,10 +27,15 @@ def ema_state(folder: Path) -> dict | None:
 
 
 def export_checkpoint(
-    checkpoint: str | os.PathLike, out: str | os.PathLike, use_ema: bool = True, steps: int | None = None
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    use_ema: bool = True,
+    steps: int | None = None,
+    vocoder_refine: bool | None = None,
 ) -> Path:
     """Write the student of ``checkpoint`` (a ``step_XXXXXXX`` folder, or a run's ``checkpoints/latest``) to
-    ``out`` with ``steps`` as its default steps (None: the run's ``student_steps``); returns ``out``."""
+    ``out`` with ``steps`` as its default steps (None: the run's ``student_steps``) and ``vocoder_refine`` as
+    its decode (None: the model's); returns ``out``."""
     from diffusers import UNet2DConditionModel
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -67,7 +72,7 @@ def export_checkpoint(
                 p.copy_(s)
     lcm = ConsistencyObjective(schedule, int(config.get("num_ddim_timesteps", 50)), guidance)
     steps = int(config.get("student_steps", 2)) if steps is None else int(steps)
-    save_student(model, out, teacher, guidance, steps, lcm)
+    save_student(model, out, teacher, guidance, steps, lcm, vocoder_refine)
     return Path(out)
 
 
@@ -80,8 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", help="the student folder to write (e.g. checkpoints/lcm)")
     parser.add_argument("--steps", type=int, default=None, help="its default steps (default: the run's)")
     parser.add_argument("--online", action="store_true", help="the online adapter weights instead of the EMA")
+    parser.add_argument(
+        "--no-vocoder-refine",
+        action="store_true",
+        help="its audio skips the vocoder's refinement to the mel (a third of the vocoder's time)",
+    )
     args = parser.parse_args(argv)
-    print(export_checkpoint(args.checkpoint, args.out, use_ema=not args.online, steps=args.steps))
+    refine = False if args.no_vocoder_refine else None
+    print(
+        export_checkpoint(args.checkpoint, args.out, use_ema=not args.online, steps=args.steps, vocoder_refine=refine)
+    )
     return 0
 
 

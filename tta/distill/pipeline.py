@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from tta.distill import STUDENT_DIR, load_student, read_student
+from tta.distill import STUDENT_DIR, load_student, read_student, set_vocoder_refine
 from tta.errors import ModelLoadError
 from tta.pipelines import TTAPipeline
 
@@ -25,6 +25,7 @@ class StudentPipeline(TTAPipeline):
     default_sampler = "lcm"
     folded_guidance = True  # composed guidance averages the sounds' (guided) rows
     student_path: str | None = None
+    vocoder_refine: bool = True
 
     @classmethod
     def from_pretrained(
@@ -34,9 +35,12 @@ class StudentPipeline(TTAPipeline):
         torch_dtype: torch.dtype | None = None,
         fast: bool = True,
         student: str | os.PathLike | None = None,
+        vocoder_refine: bool | None = None,
     ):
         """The teacher at ``path`` (default: the shipped model) with the student at ``student`` (default:
-        ``<path>/lcm``) merged into its UNet (:func:`tta.distill.load_student`)."""
+        ``<path>/lcm``) merged into its UNet (:func:`tta.distill.load_student`). ``vocoder_refine``: run the
+        vocoder's refinement to the mel (:func:`tta.distill.set_vocoder_refine`); None: as ``student.json`` says
+        (absent there: as the model does)."""
         teacher = TTAPipeline.from_pretrained(path, device="cpu", fast=False)
         folder = Path(teacher.name_or_path)
         student_dir = Path(student) if student is not None else folder / STUDENT_DIR
@@ -55,6 +59,8 @@ class StudentPipeline(TTAPipeline):
             prior=teacher.prior,
         )
         pipe.student_path = str(student_dir)
+        refine = info.get("vocoder_refine", True) if vocoder_refine is None else bool(vocoder_refine)
+        pipe.vocoder_refine = set_vocoder_refine(pipe.vocoder, refine)
         pipe.to(device, torch_dtype)
         if fast:
             pipe.enable_fast_inference()
@@ -67,4 +73,5 @@ class StudentPipeline(TTAPipeline):
         if self.student_path:
             settings["student"] = self.student_path
             settings["student_hash"] = model_hash(self.student_path)
+            settings["vocoder_refine"] = self.vocoder_refine
         return settings
