@@ -40,6 +40,12 @@ def test_engine_waveform_matches_torch(tta_model_dir, cache, engine):
         pipe("a dog barks", audio_length_in_s=1.0, num_inference_steps=2, seed=1, progress=False).settings["engine"]
         == engine
     )
+    import torch
+
+    pipe.to("cpu", torch.float32)  # no move: allowed
+    with pytest.raises(InputError, match="enable_engine\\('torch'\\) before"):
+        pipe.to(dtype=torch.bfloat16)
+    assert pipe.engine_settings["engine"] == engine and pipe.dtype == torch.float32
     pipe.enable_engine("torch")
     np.testing.assert_array_equal(_generate(pipe), reference)  # torch again: bit for bit
 

@@ -157,7 +157,18 @@ class PipelineBase:
                 self.enable_fast_inference()
 
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None):
-        """Move every module to ``device``; cast the UNet, VAE and vocoder to ``dtype`` (CLAP stays float32)."""
+        """Move every module to ``device``; cast the UNet, VAE and vocoder to ``dtype`` (CLAP stays float32).
+        With a CPU engine installed (:meth:`enable_engine`) the pipeline stays float32 on CPU: moving or casting it
+        is an error that says to go back to torch first."""
+        engine = self.engine_settings.get("engine", "torch")
+        moves = device is not None and torch.device(device).type != "cpu"
+        if engine != "torch" and (moves or dtype not in (None, torch.float32)):
+            from tta.errors import InputError
+
+            raise InputError(
+                f"the {engine} engine runs float32 on CPU: call enable_engine('torch') before to({device!r}, "
+                f"{dtype}), and enable_engine after it"
+            )
         for module in (self.unet, self.vae, self.vocoder, self.clap, self.reranker, self.prior):
             if module is not None and device is not None:
                 module.to(device)
