@@ -105,7 +105,29 @@ def test_a_component_that_does_not_export_stays_in_torch_quietly(tiny_pipe, cach
     said = pipe.engine_settings["components"]["vocoder"]
     assert said.startswith("torch (not exportable") and "\n" not in said
     assert "graph(" not in printed.out + printed.err, (printed.out + printed.err)[:300]
+    logs = list(cache.rglob("*.export.log"))
+    assert logs and "graph(" in logs[0].read_text(errors="replace")  # kept, not thrown away
     assert pipe("a dog barks", audio_length_in_s=0.5, num_inference_steps=2, seed=1, progress=False).audios.size
+
+
+def test_quiet_export_passes_other_output_on_or_keeps_it(tmp_path, capfd):
+    """What is written to file descriptors 1/2 during an export (another thread's output) reaches the terminal
+    after a successful one and the log after a failed one."""
+    import os
+
+    from tta.engine.export import _quiet_native_output
+
+    log = tmp_path / "x.onnx.export.log"
+    capfd.readouterr()
+    with _quiet_native_output(log):
+        os.write(1, b"a line from another thread\n")
+        assert "a line" not in capfd.readouterr().out  # held while the export runs
+    assert "a line from another thread" in capfd.readouterr().err and not log.exists()
+    with pytest.raises(RuntimeError), _quiet_native_output(log):
+        os.write(2, b"graph(%x : Float)\n")
+        raise RuntimeError("export failed")
+    printed = capfd.readouterr()
+    assert "graph(" not in printed.out + printed.err and "graph(%x" in log.read_text()
 
 
 def test_cache_key_follows_what_is_merged_into_the_unet(tta_model_dir, cache, tmp_path):

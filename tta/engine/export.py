@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -41,21 +42,34 @@ class _VAEDecoderGraph(torch.nn.Module):
 
 
 @contextlib.contextmanager
-def _quiet_native_output():
-    """Silence file descriptors 1 and 2 for the block: the TorchScript exporter prints the whole IR graph from C++
-    when a graph fails to export (tta's ISTFT vocoder does), which the caller reports in one line instead."""
+def _quiet_native_output(log: Path):
+    """Hold file descriptors 1 and 2 in a temporary file for the block: the TorchScript exporter prints the whole
+    IR graph from C++ when a graph fails to export (tta's ISTFT vocoder does), which the caller reports in one
+    line instead. Nothing is lost: after a successful block what was captured (other threads' output) goes out
+    to the terminal as it would have; after a failed one it is kept in ``log``."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(fd) for fd in (1, 2)]
-    try:
-        with open(os.devnull, "wb") as null:
+    failed = False
+    with tempfile.TemporaryFile() as capture:
+        try:
             for fd in (1, 2):
-                os.dup2(null.fileno(), fd)
+                os.dup2(capture.fileno(), fd)
             yield
-    finally:
-        for fd, copy in zip((1, 2), saved, strict=True):
-            os.dup2(copy, fd)
-            os.close(copy)
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+            capture.seek(0)
+            text = capture.read()
+            if failed and text:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.write_bytes(text)
+            elif text:
+                os.write(2, text)
 
 
 def _file_sha256(path: Path) -> str:
@@ -105,6 +119,11 @@ def _graph(pipe, component: str):
     return module, (mel,), ["spectrogram"], "waveform", axes
 
 
+def export_log(path: Path) -> Path:
+    """Where a failed export of ``path`` keeps the exporter's output (and whatever else was printed meanwhile)."""
+    return path.with_name(f"{path.name}.export.log")
+
+
 def export_component(pipe, component: str, path: Path) -> None:
     """Export ``component`` (``"unet"``, ``"vae_decoder"``, ``"vocoder"``) of ``pipe`` to ``path`` atomically.
 
@@ -113,7 +132,7 @@ def export_component(pipe, component: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with torch.no_grad(), warnings.catch_warnings(), _quiet_native_output():
+        with torch.no_grad(), warnings.catch_warnings(), _quiet_native_output(export_log(path)):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 graph.eval(),
