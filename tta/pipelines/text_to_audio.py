@@ -51,8 +51,7 @@ class TextToAudioMixin:
             (:mod:`tta.sampling.composition`); the model's retrieval prior decides which parts are sounds.
             None: on when the prior allows it (``max_sources`` >= 2 in ``prior/config.json``; with
             ``compose_mode="guidance"``, also guidance on, or folded into a student); True: required (an error
-            if impossible); False:
-            every prompt is one condition.
+            if impossible); False: every prompt is one condition.
         compose_mode: how a prompt split into sounds is rendered. "mix" (default): each sound sampled on its
             own latent and the waveforms summed (:mod:`tta.sampling.mixing`; a two-sound prompt costs two
             generations, batched); "guidance": one latent guided towards every sound at once
