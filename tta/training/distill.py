@@ -59,6 +59,8 @@ class DistillTrainer(LdmTrainer):
         num_ddim_timesteps: the solver grid (LCMScheduler's ``original_inference_steps``).
         huber_c: the pseudo-Huber constant of the distance.
         student_steps: the exported student's default number of steps.
+        init_from: (an :class:`AudioStageTrainer` argument) here a student folder (``checkpoints/lcm``) whose
+            adapter starts a fresh run; ignored when the run resumes from its own checkpoint.
         **kwargs: :class:`LdmTrainer` arguments (data, cache, conditions, evaluation) and the trainer's.
     """
 
