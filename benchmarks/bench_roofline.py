@@ -37,13 +37,13 @@ def _wall(fn) -> float:
 def stages(duration: float):
     """(name, module call) for the three stages at ``duration`` seconds of audio, AudioLDM-S sizes."""
     from tta.models.unet import build_unet
-    from tta.models.vae import build_vae
+    from tta.models.vae import build_vae, vae_downsample_factor
     from tta.models.vocoder import build_vocoder
 
     torch.manual_seed(0)
     unet, vae, vocoder = build_unet().eval(), build_vae().eval(), build_vocoder().eval()
     frames = int(round(duration * 100))  # hop 160 at 16 kHz
-    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    factor = vae_downsample_factor(vae)
     latents = torch.randn(2, unet.config.in_channels, frames // factor, 64 // factor)
     labels = torch.randn(2, unet.config.projection_class_embeddings_input_dim)
     t = torch.tensor(500)

@@ -36,7 +36,6 @@ import torch
 
 from tta.data.captions import CLASSES
 from tta.data.prompts import PARAPHRASES, TUNING_TWO_SOURCE_PROMPTS, TWO_SOURCE_PROMPTS
-from tta.distill import set_vocoder_refine
 from tta.evaluation.clap_zero_shot import embed_clips, load_split
 from tta.evaluation.frechet import frechet_distance
 from tta.evaluation.generation import (
@@ -46,6 +45,7 @@ from tta.evaluation.generation import (
     single_source_prompts,
 )
 from tta.models.clap import load_clap
+from tta.models.vocoder import set_vocoder_refine
 from tta.paths import cache_dir
 from tta.pipelines import TTAPipeline
 from tta.sampling.mixing import DEFAULT_MIX_GAIN_DB
@@ -128,7 +128,8 @@ def main() -> None:
         pipe = StudentPipeline.from_pretrained(args.model, student=args.student, vocoder_refine=refine)
     else:
         pipe = TTAPipeline.from_pretrained(args.model)
-        set_vocoder_refine(pipe.vocoder, args.vocoder_refine == "model")
+        if args.vocoder_refine == "off":
+            set_vocoder_refine(pipe.vocoder, False)
     prior = pipe.prior
     clap = load_clap()
     classes = list(CLASSES)

@@ -204,7 +204,7 @@ def test_refinement_runs_outside_training_only_and_moves_the_output_to_its_mel(t
 
 
 def test_set_vocoder_refine_switches_the_refinement_off():
-    from tta.distill import set_vocoder_refine
+    from tta.models.vocoder import set_vocoder_refine
 
     torch.manual_seed(0)
     mel = torch.randn(1, 40, 64) - 4

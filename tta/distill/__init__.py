@@ -30,7 +30,7 @@ def save_student(
     vocoder_refine: bool | None = None,
 ):
     """Write the adapter of ``model`` (a ``peft`` model over the teacher's UNet) and ``student.json``
-    (``vocoder_refine``: see :func:`set_vocoder_refine`; None: as the model says)."""
+    (``vocoder_refine``: see :func:`tta.models.vocoder.set_vocoder_refine`; None: as the model says)."""
     from tta.loading import model_hash
 
     folder = Path(folder)
@@ -61,18 +61,6 @@ def read_student(folder: str | os.PathLike) -> dict:
     if not isinstance(info.get("vocoder_refine", True), bool):
         raise ModelLoadError(f"{path}: vocoder_refine must be true or false")
     return info
-
-
-def set_vocoder_refine(vocoder, refine: bool) -> bool:
-    """Switch the ISTFT vocoder's refinement to the mel (its ``refine_*`` iterations, fixed maths run after the
-    network) off, or leave it as the model's config has it; returns whether it runs. The refinement improves
-    the vocoder on real mels but not generation (model card), and is a third of the vocoder's time."""
-    config = getattr(vocoder, "config", None)
-    if not hasattr(config, "refine_fit_iterations"):
-        return False
-    if not refine:
-        config.refine_fit_iterations = config.refine_griffin_lim_iterations = 0
-    return bool(config.refine_fit_iterations or config.refine_griffin_lim_iterations)
 
 
 def load_student(unet, folder: str | os.PathLike, teacher_unet_dir: str | os.PathLike | None = None):

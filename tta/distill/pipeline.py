@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
-from tta.distill import STUDENT_DIR, load_student, read_student, set_vocoder_refine
+from tta.distill import STUDENT_DIR, load_student, read_student
 from tta.errors import ModelLoadError
+from tta.models.vocoder import set_vocoder_refine
 from tta.pipelines import TTAPipeline
 
 
@@ -39,7 +40,7 @@ class StudentPipeline(TTAPipeline):
     ):
         """The teacher at ``path`` (default: the shipped model) with the student at ``student`` (default:
         ``<path>/lcm``) merged into its UNet (:func:`tta.distill.load_student`). ``vocoder_refine``: run the
-        vocoder's refinement to the mel (:func:`tta.distill.set_vocoder_refine`); None: as ``student.json`` says
+        vocoder's refinement to the mel (:func:`tta.models.vocoder.set_vocoder_refine`); None: as ``student.json`` says
         (absent there: as the model does)."""
         teacher = TTAPipeline.from_pretrained(path, device="cpu", fast=False)
         folder = Path(teacher.name_or_path)

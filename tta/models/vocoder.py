@@ -51,3 +51,15 @@ def vocoder_class(config: dict[str, Any]) -> type:
 
         return ISTFTVocoder
     return SpeechT5HifiGan
+
+
+def set_vocoder_refine(vocoder, refine: bool) -> bool:
+    """Switch the ISTFT vocoder's refinement to the mel (its ``refine_*`` iterations, fixed maths run after the
+    network) off, or leave it as the model's config has it; returns whether it runs. The refinement improves
+    the vocoder on real mels but not generation (checkpoints/README.md), and is a third of the vocoder's time."""
+    config = getattr(vocoder, "config", None)
+    if not hasattr(config, "refine_fit_iterations"):
+        return False
+    if not refine:
+        config.refine_fit_iterations = config.refine_griffin_lim_iterations = 0
+    return bool(config.refine_fit_iterations or config.refine_griffin_lim_iterations)
