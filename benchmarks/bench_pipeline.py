@@ -101,6 +101,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--bf16", action="store_true", help="also time tta with bfloat16 UNet/VAE/vocoder")
     parser.add_argument("--engines", default="", help="also time tta with these engines, e.g. onnx,openvino")
+    parser.add_argument(
+        "--winograd", action="store_true", help="also time each tta contender with enable_winograd_decode (NNPACK)"
+    )
     parser.add_argument("--repeats", type=int, default=1, help="interleaved repeats of every contender (median)")
     parser.add_argument("--order", choices=["diffusers-first", "tta-first"], default="diffusers-first")
     args = parser.parse_args()
@@ -179,6 +182,7 @@ def main() -> None:
     if args.bf16:  # an extra run: tta with the UNet, VAE and vocoder in bfloat16 (not the same maths)
         fast = copy.deepcopy(ours).to(dtype=torch.bfloat16)
         runs.append(("tta-bf16", lambda: run_tta(fast)))
+    engine_pipes = {}
     for engine in filter(None, args.engines.split(",")):  # tta.engine: exported once into a fresh cache
         import os
         import subprocess
@@ -192,6 +196,15 @@ def main() -> None:
             f"{engine}: first export + check {time.perf_counter() - start:.1f} s, cache {size} MiB, {pipe.engine_settings}"
         )
         runs.append((f"tta-{engine}", lambda pipe=pipe: run_tta(pipe)))
+        engine_pipes[f"tta-{engine}"] = pipe
+    if args.winograd:  # the same contenders with the VAE decoder's wide convolutions by Winograd (tta.engine.winograd)
+        for name, _ in [r for r in runs if r[0] == "tta" or (r[0].startswith("tta-") and r[0] != "tta-bf16")]:
+            from tta.engine.install import torch_module
+
+            pipe = copy.copy(ours if name == "tta" else engine_pipes[name])
+            pipe.vae = copy.deepcopy(torch_module(pipe, "vae"))  # the decoder in torch, switched: not ours's
+            pipe.enable_winograd_decode()
+            runs.append((f"{name}-winograd", lambda pipe=pipe: run_tta(pipe)))
     results, times = {}, {}
     for _ in range(args.repeats):
         for name, fn in runs:

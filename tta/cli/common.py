@@ -217,6 +217,8 @@ def load_pipeline(args: argparse.Namespace, dtype: str = "float32"):
         pipe.enable_engine(args.engine)
     if getattr(args, "stream_decode", None) is not None:
         pipe.enable_streaming_decode(args.stream_decode)
+    if getattr(args, "winograd_decode", False):
+        pipe.enable_winograd_decode()
     if getattr(args, "clap", None) is not None:
         from tta.models.clap import load_clap
 

@@ -16,6 +16,7 @@ import torch
 
 from tta.engine.export import FORMAT_VERSION, entry_is_valid, export_component, weights_fingerprint
 from tta.engine.runtime import RUNTIMES, SHIMS, Session, runtime_installed
+from tta.engine.winograd import winograd_layers
 from tta.errors import InputError, ModelLoadError
 
 ENGINES = ("torch", "onnx", "openvino", "auto")
@@ -100,7 +101,7 @@ def install(pipe, engine: str = "torch", threads: int | None = None, options: di
             shim, report[component] = _load_component(pipe, name, component, threads, options)
             if shim is not None:
                 shims[attr] = shim
-            elif engine != "auto" and not report[component].startswith("torch (not exportable"):
+            elif engine != "auto" and not report[component].startswith(("torch (not exportable", "torch (winograd")):
                 raise ModelLoadError(f"engine {name}: {component} {report[component]}")
         if shims:
             for attr, shim in shims.items():
@@ -117,6 +118,8 @@ def _load_component(pipe, engine: str, component: str, threads, options) -> tupl
     if unsupported.is_file() and unsupported.read_text().strip() == torch.__version__:
         return None, "torch (not exportable with this torch)"
     module = torch_module(pipe, COMPONENTS[component])
+    if component == "vae_decoder" and winograd_layers(module):  # faster in torch (pipe.enable_winograd_decode)
+        return None, "torch (winograd decode)"
     diff = float("nan")
     for _ in range(2):
         if not entry_is_valid(path):
