@@ -209,8 +209,9 @@ class PipelineBase:
         from tta.errors import InputError
 
         vae = torch_module(self, "vae")
+        decoder = getattr(vae, "decoder", vae)
         if not on:
-            disable_winograd(vae)
+            disable_winograd(decoder)
             if self._fast:
                 self.enable_fast_inference()
             return self
@@ -219,7 +220,7 @@ class PipelineBase:
                 "Winograd decode needs NNPACK, which this torch build or CPU lacks (x86-64 AVX2, ARM NEON)"
             )
         vae.to(memory_format=torch.contiguous_format)
-        enable_winograd(vae)
+        enable_winograd(decoder)
         if self.vae is not vae:
             self.vae = vae
             self.engine_settings.setdefault("components", {})["vae_decoder"] = "torch (winograd decode)"
@@ -231,7 +232,8 @@ class PipelineBase:
         from tta.engine.install import torch_module
         from tta.engine.winograd import winograd_layers
 
-        return winograd_layers(torch_module(self, "vae")) > 0
+        vae = torch_module(self, "vae")
+        return winograd_layers(getattr(vae, "decoder", vae)) > 0
 
     def enable_engine(self, engine: str = "auto", threads: int | None = None, options: dict | None = None):
         """Run the UNet, VAE decoder and vocoder in a CPU engine (:func:`tta.engine.install`; ``"torch"`` undoes
