@@ -256,8 +256,9 @@ def test_init_from_continues_an_exported_student(tmp_path, corpus, teacher):
 
     from tta.errors import InputError
 
-    first = distill_trainer(tmp_path / "first", corpus, teacher, max_steps=2)
+    first = distill_trainer(tmp_path / "first", corpus, teacher, max_steps=2, vocoder_refine=False)
     first.fit()
+    assert json.loads((tmp_path / "first" / "export" / "student.json").read_text())["vocoder_refine"] is False
     exported = load_file(str(tmp_path / "first" / "export" / "adapter_model.safetensors"))
     assert any(float(v.abs().max()) > 0 for k, v in exported.items() if "lora_B" in k)
     warm = distill_trainer(tmp_path / "warm", corpus, teacher, init_from=tmp_path / "first" / "export")

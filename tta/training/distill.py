@@ -59,6 +59,8 @@ class DistillTrainer(LdmTrainer):
         num_ddim_timesteps: the solver grid (LCMScheduler's ``original_inference_steps``).
         huber_c: the pseudo-Huber constant of the distance.
         student_steps: the exported student's default number of steps.
+        vocoder_refine: the exported student's ``vocoder_refine`` (False: decode without the ISTFT vocoder's
+            refinement, as ``checkpoints/lcm``; None: as the model says); the in-run evaluation decodes the same way.
         init_from: (an :class:`AudioStageTrainer` argument) here a student folder (``checkpoints/lcm``) whose
             adapter starts a fresh run; ignored when the run resumes from its own checkpoint.
         **kwargs: :class:`LdmTrainer` arguments (data, cache, conditions, evaluation) and the trainer's.
@@ -74,6 +76,7 @@ class DistillTrainer(LdmTrainer):
         num_ddim_timesteps: int = 50,
         huber_c: float = 1e-3,
         student_steps: int = 2,
+        vocoder_refine: bool | None = None,
         **kwargs,
     ):
         from tta.loading import read_model_index
@@ -99,6 +102,9 @@ class DistillTrainer(LdmTrainer):
         self.lora = dict(model or {})
         self.guidance_scale = float(guidance_scale)
         self.student_steps = int(student_steps)
+        if vocoder_refine not in (None, True, False):
+            raise InputError(f"vocoder_refine must be true, false or null, got {vocoder_refine!r}")
+        self.vocoder_refine = vocoder_refine
         self.lcm = ConsistencyObjective(self.noise_schedule, num_ddim_timesteps, self.guidance_scale, huber_c)
 
     # -- the model: the teacher's UNet + a LoRA adapter --
@@ -197,6 +203,10 @@ class DistillTrainer(LdmTrainer):
         from tta.pipelines import TTAPipeline
 
         defaults = {"guidance_scale": 1.0, "num_inference_steps": self.student_steps}
+        if self.vocoder_refine is False:  # the frozen vocoder serves only this evaluation
+            from tta.models.vocoder import set_vocoder_refine
+
+            set_vocoder_refine(self.vocoder, False)
         return TTAPipeline(
             self.unwrapped_model, self.vae, self.vocoder, self.clap, self.noise_schedule, sampling_defaults=defaults
         )
@@ -225,4 +235,12 @@ class DistillTrainer(LdmTrainer):
     def export_model(self, model, folder: Path) -> None:
         from tta.distill import save_student
 
-        save_student(model, folder, self.components_dir(), self.guidance_scale, self.student_steps, self.lcm)
+        save_student(
+            model,
+            folder,
+            self.components_dir(),
+            self.guidance_scale,
+            self.student_steps,
+            self.lcm,
+            self.vocoder_refine,
+        )
