@@ -89,6 +89,15 @@ def test_pipeline_winograd_decode_is_close_recorded_and_undone(tta_model_dir, tm
     assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
 
 
+def test_a_decoder_too_narrow_to_gain_says_so(tta_model_dir):
+    from tta.pipelines import TTAPipeline
+
+    pipe = TTAPipeline.from_pretrained(tta_model_dir)  # the tiny decoder: under MIN_CHANNELS everywhere
+    with pytest.warns(UserWarning, match="no layer .* wide enough"):
+        pipe.enable_winograd_decode()
+    assert not pipe.winograd_decode
+
+
 def test_without_nnpack_it_is_one_clear_error(tiny_pipe, monkeypatch):
     monkeypatch.setattr(torch.backends.nnpack, "is_available", lambda: False)
     with pytest.raises(InputError, match="NNPACK"):

@@ -203,7 +203,8 @@ class PipelineBase:
         """Run the VAE decoder's wide 3x3 convolutions by Winograd's algorithm (NNPACK; :mod:`tta.engine.winograd`):
         the same maths with fewer float32 multiplications, 1.6x faster on AudioLDM-S's decoder on CPU, outputs
         within ~1e-5 of oneDNN's (not bit for bit, so it is opt-in; the settings record it). With an engine
-        installed, the decoder goes back to torch, which is then the faster. ``on=False`` undoes it."""
+        installed, the decoder goes back to torch, which is then the faster. ``on=False`` undoes it (and the decoder
+        stays in torch until :meth:`enable_engine` runs again)."""
         from tta.engine.install import torch_module
         from tta.engine.winograd import disable_winograd, enable_winograd, nnpack_available
         from tta.errors import InputError
@@ -220,7 +221,12 @@ class PipelineBase:
                 "Winograd decode needs NNPACK, which this torch build or CPU lacks (x86-64 AVX2, ARM NEON)"
             )
         vae.to(memory_format=torch.contiguous_format)
-        enable_winograd(decoder)
+        if not enable_winograd(decoder):
+            import warnings
+
+            warnings.warn(
+                "Winograd decode: no layer of this VAE decoder is wide enough to gain; it is off", stacklevel=2
+            )
         if self.vae is not vae:
             self.vae = vae
             self.engine_settings.setdefault("components", {})["vae_decoder"] = "torch (winograd decode)"
