@@ -20,19 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tta.engine.winograd import disable_winograd, enable_winograd
-
-
-def eligible(module: torch.nn.Module) -> bool:
-    return (
-        isinstance(module, torch.nn.Conv2d)
-        and module.kernel_size == (3, 3)
-        and module.stride == (1, 1)
-        and module.dilation == (1, 1)
-        and module.groups == 1
-        and module.padding == (1, 1)
-        and module.padding_mode == "zeros"
-    )
+from tta.engine.winograd import disable_winograd, eligible, enable_winograd
 
 
 def median_time(fn, repeats: int) -> float:
@@ -63,7 +51,7 @@ def layer_inputs(call, model: torch.nn.Module) -> dict[str, tuple[torch.nn.Conv2
     """Each eligible convolution of ``model`` with the input it gets in ``call()``."""
     seen, hooks = {}, []
     for name, module in model.named_modules():
-        if eligible(module):
+        if eligible(module, min_channels=1):  # every 3x3 stride-1 layer, however narrow
 
             def hook(m, args, name=name):
                 seen.setdefault(name, (m, args[0].detach().contiguous()))  # returns None: the input is unchanged

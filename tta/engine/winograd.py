@@ -28,8 +28,9 @@ def nnpack_available() -> bool:
     return bool(torch.backends.nnpack.is_available())
 
 
-def eligible(module: torch.nn.Module) -> bool:
-    """A plain 3x3, stride-1, padding-1, undilated, ungrouped ``nn.Conv2d`` at least :data:`MIN_CHANNELS` wide."""
+def eligible(module: torch.nn.Module, min_channels: int | None = None) -> bool:
+    """A plain 3x3, stride-1, padding-1, undilated, ungrouped ``nn.Conv2d`` at least ``min_channels`` wide in and
+    out (default :data:`MIN_CHANNELS`)."""
     return (
         type(module) in (torch.nn.Conv2d, WinogradConv2d)
         and module.kernel_size == (3, 3)
@@ -38,7 +39,7 @@ def eligible(module: torch.nn.Module) -> bool:
         and module.dilation == (1, 1)
         and module.groups == 1
         and module.padding_mode == "zeros"
-        and min(module.in_channels, module.out_channels) >= MIN_CHANNELS
+        and min(module.in_channels, module.out_channels) >= (MIN_CHANNELS if min_channels is None else min_channels)
     )
 
 
