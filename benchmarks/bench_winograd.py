@@ -103,14 +103,20 @@ def restore(saved: list) -> None:
         del module.forward  # the class's forward again
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(doc: str | None) -> argparse.Namespace:
+    """The Winograd benchmarks' shared options; also sets torch's thread count."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.12)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--layers", action="store_true", help="print every layer's row")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    return args
+
+
+def main() -> None:
+    args = parse_args(__doc__)
     if not torch.backends.nnpack.is_available():  # also initialises NNPACK, which must happen before its first call
         raise SystemExit("this torch build has no NNPACK")
     print(f"{args.duration:g} s of audio, {args.threads} threads, median of {args.repeats}")

@@ -16,11 +16,9 @@ then the stage whole with each layer on its fastest, and prints the output's rel
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as F
-from bench_winograd import layer_inputs, median_time, restore, stages
+from bench_winograd import layer_inputs, median_time, parse_args, restore, stages
 
 # Lavin & Gray (2016), section 4: the transforms for F(2x2, 3x3) (interpolation points 0, 1, -1, inf) and
 # F(4x4, 3x3) (0, 1, -1, 2, -2, inf). Rows: B^T, G, A^T.
@@ -104,13 +102,7 @@ def switch(model: torch.nn.Module, choice: dict[str, int]) -> list:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=5.12)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--layers", action="store_true", help="print every layer's row")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_args(__doc__)
     print(f"{args.duration:g} s of audio, {args.threads} threads, median of {args.repeats}")
     print(
         "| stage | layers | F(2x2) / F(4x4) fastest | direct (sum of layers) | best per layer | stage: direct "
